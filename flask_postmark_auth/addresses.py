@@ -1,0 +1,87 @@
+"""Email address rules: the strict form sign-in and flows accept, the mailbox form the
+connector sends to, and masking for logs."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+from email_validator import EmailNotValidError, validate_email
+
+from .errors import MessageValidationError
+
+#: Longest address accepted anywhere (RFC 5321's path limit).
+MAX_ADDRESS_LENGTH = 254
+
+_ATOM = r"[^\s@<>()\[\],;:\"\\]+"
+_ADDR_SPEC = re.compile(rf"{_ATOM}@{_ATOM}\.{_ATOM}")
+_MAILBOX = re.compile(
+    r"\s*(?:(?P<name>\"(?:[^\"\\]|\\.)*\"|[^<>\",;:@]*?)\s*<(?P<addr>[^<>]*)>)\s*"
+)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class InvalidEmailError(ValueError):
+    """An address given for sign-in or a flow recipient is not one plain, valid address."""
+
+
+def has_control_chars(value: str) -> bool:
+    """True when ``value`` holds CR, LF or another control character."""
+    return _CONTROL.search(value) is not None
+
+
+def normalize_email(value: object) -> str:
+    """Return the canonical form of one plain address, or raise :class:`InvalidEmailError`.
+
+    NFKC first (so look-alike full-width characters collapse), then email-validator's syntax
+    check and normalization (no DNS), then lower-case whole so one person has one key.
+    Display names, comments, quoted local parts, lists and control characters are refused.
+    """
+    if not isinstance(value, str):
+        raise InvalidEmailError("Enter an email address.")
+    text = unicodedata.normalize("NFKC", value).strip()
+    if not text:
+        raise InvalidEmailError("Enter an email address.")
+    if len(text) > MAX_ADDRESS_LENGTH or has_control_chars(text):
+        raise InvalidEmailError("Enter a valid email address.")
+    if any(c in text for c in '<>(),;:"\\ '):
+        raise InvalidEmailError("Enter one plain email address, like name@example.com.")
+    try:
+        info = validate_email(text, check_deliverability=False, allow_quoted_local=False)
+    except EmailNotValidError as exc:
+        raise InvalidEmailError("Enter a valid email address.") from exc
+    return info.normalized.lower()
+
+
+def check_mailbox(value: str, field: str) -> str:
+    """Check one mailbox (``addr`` or ``Name <addr>``) for a Postmark header; return it."""
+    if not isinstance(value, str):
+        raise MessageValidationError(f"{field} must be a string, not {type(value).__name__}.")
+    if has_control_chars(value):
+        raise MessageValidationError(f"{field} must not contain CR, LF or control characters.")
+    addr = mailbox_address(value)
+    if addr is None:
+        raise MessageValidationError(
+            f"{field} must be one address such as 'name@example.com' or "
+            f"'Name <name@example.com>'; give a list for several recipients."
+        )
+    return value
+
+
+def mailbox_address(value: str) -> str | None:
+    """The bare address in ``addr`` or ``Name <addr>``, or ``None`` when it is not one."""
+    text = value.strip()
+    match = _MAILBOX.fullmatch(text)
+    if match is not None:
+        text = match.group("addr").strip()
+    if len(text) > MAX_ADDRESS_LENGTH or _ADDR_SPEC.fullmatch(text) is None:
+        return None
+    return text
+
+
+def mask_email(value: str) -> str:
+    """``alice@example.com`` -> ``a***@example.com``: enough to tell logs apart, no more."""
+    local, sep, domain = value.rpartition("@")
+    if not sep:
+        return "***"
+    return f"{local[:1]}***@{domain}"

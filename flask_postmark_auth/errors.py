@@ -1,0 +1,109 @@
+"""Exceptions: Postmark's answers by cause, and what is refused before any request."""
+
+from __future__ import annotations
+
+
+class PostmarkError(Exception):
+    """Postmark refused a request, or could not be reached.
+
+    ``status`` is the HTTP status (``None`` when no answer came), ``error_code`` the
+    ``ErrorCode`` read from the body (``None`` when the body had none).
+    """
+
+    def __init__(self, status: int | None, error_code: int | None, message: str) -> None:
+        super().__init__(status, error_code, message)
+        self.status = status
+        self.error_code = error_code
+        self.message = message
+
+    def __str__(self) -> str:
+        where = f"HTTP {self.status}" if self.status is not None else "no HTTP answer"
+        code = f", ErrorCode {self.error_code}" if self.error_code is not None else ""
+        return f"{self.message} ({where}{code})"
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(status={self.status!r}, "
+            f"error_code={self.error_code!r}, message={self.message!r})"
+        )
+
+    @property
+    def recipient_error(self) -> bool:
+        """True when the failure is tied to the recipient (406 inactive, 300 invalid
+        recipient) rather than to the service, so sign-in answers as if it had been sent."""
+        return self.error_code in RECIPIENT_ERROR_CODES
+
+
+class InvalidTokenError(PostmarkError):
+    """The Server API Token was missing or wrong (ErrorCode 10)."""
+
+
+class InvalidRequestError(PostmarkError):
+    """Postmark rejected the message itself (ErrorCodes 300, 402, 403)."""
+
+
+class InactiveRecipientError(PostmarkError):
+    """The recipient is marked inactive after a bounce or spam complaint (ErrorCode 406)."""
+
+
+class SenderNotConfirmedError(PostmarkError):
+    """The From address or its domain is not confirmed (ErrorCodes 400, 401, 412, 413)."""
+
+
+class MessageStreamError(PostmarkError):
+    """The Message Stream is unknown or cannot take this mail (ErrorCodes 1226, 1235, 1236)."""
+
+
+class RateLimitedError(PostmarkError):
+    """Postmark answered HTTP 429."""
+
+
+class ServerError(PostmarkError):
+    """Postmark failed on its side (HTTP 5xx, ErrorCodes 100 and 101)."""
+
+
+class TransportError(PostmarkError):
+    """No usable answer: connection or read failure, timeout, or a body that is not JSON."""
+
+
+class MessageValidationError(ValueError):
+    """A message was refused before any request because Postmark would refuse it too."""
+
+
+class ConfigurationError(RuntimeError):
+    """The extension's configuration is wrong; the message names the key and the fix."""
+
+
+#: ErrorCodes that blame the recipient, not the service.
+RECIPIENT_ERROR_CODES = frozenset({300, 406})
+
+#: ErrorCode -> exception class; codes not listed fall back to the HTTP status.
+ERROR_CODES: dict[int, type[PostmarkError]] = {
+    10: InvalidTokenError,
+    100: ServerError,
+    101: ServerError,
+    300: InvalidRequestError,
+    402: InvalidRequestError,
+    403: InvalidRequestError,
+    406: InactiveRecipientError,
+    400: SenderNotConfirmedError,
+    401: SenderNotConfirmedError,
+    412: SenderNotConfirmedError,
+    413: SenderNotConfirmedError,
+    1226: MessageStreamError,
+    1235: MessageStreamError,
+    1236: MessageStreamError,
+}
+
+
+def error_for(status: int | None, error_code: int | None, message: str) -> PostmarkError:
+    """Build the exception for an answer: by ``ErrorCode`` first, by HTTP status after."""
+    cls: type[PostmarkError] | None = ERROR_CODES.get(error_code or 0)
+    if cls is None:
+        if status == 429:
+            cls = RateLimitedError
+        elif status is not None and status >= 500:
+            cls = ServerError
+        else:
+            cls = PostmarkError
+    return cls(status, error_code, message)

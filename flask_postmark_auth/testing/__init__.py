@@ -1,0 +1,8 @@
+"""Test helpers for apps that use the extension: a fake Postmark server and a recorder."""
+
+from __future__ import annotations
+
+from .fake_postmark import FakePostmark, RecordedMessage
+from .recording import record_messages
+
+__all__ = ["FakePostmark", "RecordedMessage", "record_messages"]

@@ -1,0 +1,51 @@
+"""``record_messages(app)``: capture what the app's connectors send, without HTTP."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Flask
+
+from ..connector import accepted_answer
+from ..extension import state
+from .fake_postmark import RecordedMessage
+
+
+@contextmanager
+def record_messages(app: Flask) -> Iterator[list[RecordedMessage]]:
+    """Within the block, every connector of ``app`` records its messages in the yielded list
+    (as Postmark would have accepted them) instead of sending them.
+
+    ::
+
+        with record_messages(app) as outbox:
+            client.post("/auth/otp", json={"email": "a@example.com"})
+        assert outbox[0].to == "a@example.com"
+    """
+    outbox: list[RecordedMessage] = []
+    lock = threading.Lock()
+    connectors = list(state(app).connectors.values())
+    saved = [c.interceptor for c in connectors]
+
+    def intercept(path: str, payload: Any) -> Any:
+        answer = accepted_answer(path, payload)
+        items = payload if isinstance(payload, list) else payload.get("Messages", [payload])
+        answers = answer if isinstance(answer, list) else [answer]
+        with lock:
+            for item, reply in zip(items, answers, strict=True):
+                outbox.append(RecordedMessage.from_payload(path, item, reply["MessageID"]))
+        return answer
+
+    for connector in connectors:
+        connector.interceptor = intercept
+    try:
+        yield outbox
+    finally:
+        for connector, previous in zip(connectors, saved, strict=True):
+            connector.interceptor = previous
+
+
+__all__ = ["record_messages"]
