@@ -23,7 +23,8 @@ PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Flask-Postmark-Auth demo</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <style>
- body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;color:#1f2933}
+ body{font:16px/1.5 system-ui,sans-serif;max-width:46rem;margin:2rem auto;padding:0 1rem;
+      color:#1f2933}
  .banner{background:#fff4d6;border:1px solid #f0c36d;padding:.5rem 1rem;border-radius:6px}
  pre{background:#0f172a;color:#e2e8f0;padding:1rem;border-radius:6px;overflow:auto}
  button{font:inherit;padding:.4rem 1rem;border-radius:6px;border:1px solid #2563eb;

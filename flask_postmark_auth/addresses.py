@@ -8,7 +8,7 @@ import unicodedata
 
 from email_validator import EmailNotValidError, validate_email
 
-from .errors import MessageValidationError
+from .errors import InvalidEmailError, MessageValidationError
 
 #: Longest address accepted anywhere (RFC 5321's path limit).
 MAX_ADDRESS_LENGTH = 254
@@ -19,10 +19,6 @@ _MAILBOX = re.compile(
     r"\s*(?:(?P<name>\"(?:[^\"\\]|\\.)*\"|[^<>\",;:@]*?)\s*<(?P<addr>[^<>]*)>)\s*"
 )
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class InvalidEmailError(ValueError):
-    """An address given for sign-in or a flow recipient is not one plain, valid address."""
 
 
 def has_control_chars(value: str) -> bool:

@@ -107,3 +107,51 @@ def error_for(status: int | None, error_code: int | None, message: str) -> Postm
         else:
             cls = PostmarkError
     return cls(status, error_code, message)
+
+
+class SignInError(Exception):
+    """A sign-in request that cannot go on; views answer ``{"error": code, "message": ...}``
+    with ``status``, plus ``extra`` fields."""
+
+    code = "error"
+    status = 400
+    default_message = "Something went wrong."
+
+    def __init__(self, message: str | None = None, **extra: object) -> None:
+        self.message = message or self.default_message
+        self.extra = extra
+        super().__init__(self.message)
+
+
+class InvalidEmailError(SignInError, ValueError):
+    """An address that is not one plain, valid address (display names, lists, CR/LF...)."""
+
+    code = "invalid_email"
+    default_message = "Enter a valid email address."
+
+
+class InvalidCodeError(SignInError):
+    code = "invalid_code"
+    default_message = "That code is not valid. Check it, or ask for a new one."
+
+
+class InvalidLinkError(SignInError):
+    code = "invalid_link"
+    default_message = "This sign-in link is invalid, expired or already used."
+
+
+class ThrottledError(SignInError):
+    code = "rate_limited"
+    status = 429
+    default_message = "Too many requests. Wait a little, then try again."
+
+
+class DeliveryFailedError(SignInError):
+    code = "delivery_failed"
+    status = 503
+    default_message = "We could not send the email just now. Please try again shortly."
+
+
+class CSRFFailedError(SignInError):
+    code = "csrf"
+    default_message = "The form expired. Reload the page and try again."

@@ -2,36 +2,74 @@
 
 from __future__ import annotations
 
-import threading
+import json
+import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app
+from flask_login import LoginManager
 
 from .connector import PostmarkConnector, accepted_answer
+from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
+from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load
+from .store import Store, StoreUnavailableError, open_store
+from .store.base import Clock
+from .users import EmailUser, UserDirectory
+
+log = logging.getLogger("flask_postmark_auth")
 
 EXTENSION_KEY = "postmark_auth"
 _CONNECTOR_FIELDS = frozenset({"server_token", "from_email", "message_stream", "description"})
 
 
-@dataclass
 class DevOutbox:
-    """Mail recorded instead of sent while the dev outbox is on."""
+    """Mail recorded in the store instead of sent, so every worker sees the same outbox."""
 
-    messages: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    KEY = "dev-outbox"
+    #: Messages kept, newest first, and how long.
+    MAX_MESSAGES = 100
+    TTL = 24 * 3600
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
 
     def intercept(self, path: str, payload: Any) -> Any:
-        items = (
-            payload["Messages"] if isinstance(payload, dict) and "Messages" in payload else None
-        )
-        with self.lock:
-            for item in items if items is not None else [payload]:
-                self.messages.append((path, item))
-        return accepted_answer(path, payload)
+        """A connector interceptor: record each message, answer as Postmark would."""
+        answer = accepted_answer(path, payload)
+        if isinstance(payload, list):
+            items = payload
+        elif isinstance(payload, dict) and "Messages" in payload:
+            items = payload["Messages"]
+        else:
+            items = [payload]
+        replies = answer if isinstance(answer, list) else [answer]
+        for item, reply in zip(items, replies, strict=True):
+            record = {
+                "id": reply["MessageID"],
+                "created": reply["SubmittedAt"],
+                "from": item.get("From"),
+                "to": item.get("To"),
+                "subject": item.get("Subject"),
+                "text": item.get("TextBody"),
+                "html": item.get("HtmlBody"),
+                "tag": item.get("Tag"),
+                "stream": item.get("MessageStream"),
+                "template": item.get("TemplateAlias", item.get("TemplateId")),
+                "model": item.get("TemplateModel"),
+            }
+            self._store.push(self.KEY, json.dumps(record), self.TTL, self.MAX_MESSAGES)
+        return answer
+
+    def messages(self) -> list[str]:
+        """Recorded messages as JSON strings, newest first."""
+        return self._store.items(self.KEY)
+
+    def clear(self) -> None:
+        self._store.delete(self.KEY)
 
 
 @dataclass
@@ -40,15 +78,21 @@ class AuthState:
 
     settings: Settings
     connectors: dict[str, PostmarkConnector]
+    store: Store
+    users: UserDirectory
+    service: SignInService
     outbox: DevOutbox | None
 
 
 class PostmarkAuth:
     """Passwordless sign-in through Postmark for one or more Flask apps."""
 
-    def __init__(self, app: Flask | None = None) -> None:
+    def __init__(self, app: Flask | None = None, *, clock: Clock | None = None) -> None:
+        #: Where time comes from (seconds); tests pass a fake clock to skip through expiry.
+        self.clock = clock
         self._find_user: Callable[[str], Any] | None = None
         self._create_user: Callable[[str], Any] | None = None
+        self._background = BackgroundPool()
         if app is not None:
             self.init_app(app)
 
@@ -60,20 +104,67 @@ class PostmarkAuth:
             )
         for name, default in DEFAULTS.items():
             app.config.setdefault(key(name), default)
-        settings = load(
-            app.config, debug=app.debug, testing=app.testing, instance_path=app.instance_path
-        )
-        outbox = DevOutbox() if settings.dev_outbox else None
+        settings = load(app.config, debug=app.debug, testing=app.testing)
         connectors = build_connectors(settings)
+        try:
+            store = open_store(settings.store, instance_path=app.instance_path, clock=self.clock)
+        except ValueError as exc:
+            raise ConfigurationError(f"{key('STORE')}: {exc}") from exc
+        outbox = DevOutbox(store) if settings.dev_outbox else None
         if outbox is not None:
             for connector in connectors.values():
                 connector.interceptor = outbox.intercept
-        app.extensions[EXTENSION_KEY] = AuthState(
-            settings=settings, connectors=connectors, outbox=outbox
+        users = UserDirectory(store, self._callbacks, settings.allow_signup)
+        service = SignInService(
+            app=app,
+            settings=settings,
+            store=store,
+            connectors=connectors,
+            users=users,
+            secret_keys=_secret_keys,
+            background=self._background if settings.delivery == "background" else None,
         )
-        from .cli import postmark_auth_cli
+        app.extensions[EXTENSION_KEY] = AuthState(
+            settings=settings,
+            connectors=connectors,
+            store=store,
+            users=users,
+            service=service,
+            outbox=outbox,
+        )
+        if not hasattr(app, "login_manager"):
+            self._set_up_login_manager(app, users)
 
+        from .cli import postmark_auth_cli
+        from .views import bp
+
+        app.register_blueprint(bp, url_prefix=settings.url_prefix)
         app.cli.add_command(postmark_auth_cli)
+
+    @staticmethod
+    def _set_up_login_manager(app: Flask, users: UserDirectory) -> None:
+        """Flask-Login for apps that have none: built-in users load from the store."""
+        manager = LoginManager()
+        manager.init_app(app)
+        manager.login_view = "postmark_auth.login"
+
+        def load_user(user_id: str) -> EmailUser | None:
+            try:
+                return users.load(user_id)
+            except StoreUnavailableError:
+                log.warning("store unavailable: treating the visitor as signed out")
+                return None
+
+        manager.user_loader(load_user)
+
+    def _callbacks(self) -> tuple[Callable[[str], Any] | None, Callable[[str], Any] | None]:
+        return self._find_user, self._create_user
+
+    # -- services ---------------------------------------------------------------------------
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until background sends are done (tests and shutdown hooks use it)."""
+        return self._background.flush(timeout)
 
     # -- user callbacks ---------------------------------------------------------------------
 
@@ -98,6 +189,14 @@ class PostmarkAuth:
             raise LookupError(
                 f"No connector named {name!r}; configured: {sorted(connectors)}."
             ) from None
+
+
+def _secret_keys() -> list[str | bytes]:
+    """The app's SECRET_KEY, then its SECRET_KEY_FALLBACKS, read at request time."""
+    config = current_app.config
+    if not config.get("SECRET_KEY"):
+        raise RuntimeError("Sign-in needs app.config['SECRET_KEY'] to sign and hash secrets.")
+    return [config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or [])]
 
 
 def state(app: Flask | None = None) -> AuthState:

@@ -149,7 +149,7 @@ def check_unknown_keys(config: Mapping[str, Any]) -> None:
             raise ConfigurationError(f"Unknown configuration key {name}.{hint}")
 
 
-def load(config: Mapping[str, Any], *, debug: bool, testing: bool, instance_path: str) -> Settings:
+def load(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
     """Check every key and return the frozen settings."""
     check_unknown_keys(config)
 

@@ -1,0 +1,57 @@
+"""Which ``next`` targets are safe to redirect to after sign-in."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import unquote, urlsplit
+
+_UNSAFE_CHARS = re.compile(r"[\x00-\x1f\x7f\\]")
+
+
+def _parses_the_same(original: str, decoded: str) -> bool:
+    a, b = urlsplit(original), urlsplit(decoded)
+    return (a.scheme, a.netloc) == (b.scheme, b.netloc) and not decoded.startswith("//")
+
+
+def safe_next(
+    target: object,
+    *,
+    scheme: str,
+    host: str,
+    allowed_hosts: Iterable[str] = (),
+) -> str | None:
+    """Return ``target`` when it is a path on this site, or a URL with the request's own
+    scheme and host (or a host in ``allowed_hosts``); otherwise ``None``.
+
+    Refused outright: backslashes, control characters and whitespace anywhere, a ``//``
+    start, schemes other than http(s), user info in the host, and any target whose
+    percent-decoded form parses to a different scheme or host.
+    """
+    if not isinstance(target, str) or not target or len(target) > 2048 or " " in target:
+        return None
+    decoded = target
+    for _ in range(3):  # double-encoded tricks
+        if _UNSAFE_CHARS.search(decoded) or decoded.startswith("//"):
+            return None
+        once = unquote(decoded)
+        if once == decoded:
+            break
+        if not _parses_the_same(decoded, once):
+            return None
+        decoded = once
+    else:
+        return None
+    parts = urlsplit(target)
+    if not parts.scheme and not parts.netloc:
+        return target if target.startswith("/") else None
+    if parts.scheme.lower() not in ("http", "https") or not parts.netloc:
+        return None
+    if "@" in parts.netloc:
+        return None
+    netloc = parts.netloc.lower()
+    if parts.scheme.lower() == scheme.lower() and netloc == host.lower():
+        return target
+    if (parts.hostname or "") in {h.lower() for h in allowed_hosts}:
+        return target
+    return None

@@ -1,0 +1,394 @@
+"""The sign-in service: codes, links, throttles, users and delivery, in one place.
+
+Views and the CLI call it; it uses the store and the connectors, and knows Flask only
+through the settings it was built from (plus the app, to send in the background).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, render_template
+from jinja2.sandbox import SandboxedEnvironment
+
+from . import signals
+from .addresses import mask_email, normalize_email
+from .connector import PostmarkConnector
+from .delivery import BackgroundPool, SendJob
+from .errors import (
+    DeliveryFailedError,
+    InvalidCodeError,
+    InvalidLinkError,
+    MessageValidationError,
+    PostmarkError,
+    ThrottledError,
+)
+from .redirects import safe_next as safe_target
+from .settings import Settings
+from .store import Store
+from .tokens import LinkSigner, code_hash, code_matches, new_code, new_nonce
+from .users import UserDirectory
+
+log = logging.getLogger("flask_postmark_auth")
+
+HOUR = 3600
+#: The two methods and how each names itself in keys, tags and signals.
+OTP = "otp"
+MAGIC_LINK = "magic_link"
+_TAGS = {OTP: "otp", MAGIC_LINK: "magic-link"}
+
+
+@dataclass(frozen=True)
+class Sent:
+    """A sign-in email was (or, to the caller, looks as if it was) sent."""
+
+    expires_in: int
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """Who signed in, where to go next, and whether the account is new."""
+
+    user: Any
+    email: str
+    next: str
+    method: str
+    created: bool
+
+
+@dataclass(frozen=True)
+class Origin:
+    """What the service needs to know of the request."""
+
+    ip: str | None
+    scheme: str
+    host: str
+
+
+class SignInService:
+    """Passwordless sign-in for one app."""
+
+    def __init__(
+        self,
+        *,
+        app: Flask,
+        settings: Settings,
+        store: Store,
+        connectors: Mapping[str, PostmarkConnector],
+        users: UserDirectory,
+        secret_keys: Callable[[], Sequence[str | bytes]],
+        background: BackgroundPool | None = None,
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = store
+        self.connectors = connectors
+        self.users = users
+        self._secret_keys = secret_keys
+        self._background = background
+        self._subjects = SandboxedEnvironment(autoescape=False)
+
+    # -- throttles --------------------------------------------------------------------------
+
+    def count_ip(self, ip: str | None) -> None:
+        """Count one sign-in POST from ``ip``; raise when over ``IP_REQUESTS_PER_HOUR``."""
+        if not ip:
+            return
+        count, left = self.store.hit(f"ip:{ip}", HOUR)
+        if count > self.settings.ip_requests_per_hour:
+            raise ThrottledError(retry_after=_ceil(left))
+
+    def _take_send_quota(self, method: str, email: str) -> tuple[str, str]:
+        """Use up one send of ``method`` to ``email``; the same answer whoever owns it."""
+        quota = f"hour:{email}"
+        count, left = self.store.hit(quota, HOUR)
+        if count > self.settings.emails_per_hour:
+            self.store.unhit(quota)
+            raise ThrottledError(retry_after=_ceil(left))
+        resend = f"resend:{method}:{email}"
+        if self.settings.resend_interval and not self.store.add(
+            resend, "1", self.settings.resend_interval
+        ):
+            self.store.unhit(quota)
+            wait = self.store.ttl(resend) or self.settings.resend_interval
+            raise ThrottledError(retry_after=_ceil(wait))
+        return resend, quota
+
+    # -- one-time codes ---------------------------------------------------------------------
+
+    def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
+        """Send a code to ``email`` if it may sign in; answer the same either way."""
+        address = normalize_email(email)
+        resend, quota = self._take_send_quota(OTP, address)
+        try:
+            may_send, user = self._may_send(address)
+            code = new_code(self.settings.otp_length)
+            record = {
+                "id": new_nonce(),
+                # An address that gets no mail still gets a record (of a code nobody
+                # knows), so verifying answers alike for every address.
+                "hash": code_hash(self._secret_keys()[0], address, code),
+                "next": self.safe_next(next_url, origin),
+            }
+            key = f"otp:{address}"
+            self.store.set(key, json.dumps(record), self.settings.otp_ttl)
+            if may_send:
+                context = self._email_context(address, origin, self.settings.otp_ttl)
+                context["code"] = code
+                self._send(OTP, address, context, release=((resend, key), (quota,)))
+                signals.code_sent.send(self.app, email=address, user=user)
+        except DeliveryFailedError:
+            raise  # run_job gave the throttles back already
+        except BaseException:
+            self._give_back((resend,), (quota,))
+            raise
+        return Sent(expires_in=self.settings.otp_ttl)
+
+    def verify_code(
+        self, email: object, code: object, next_url: object, origin: Origin
+    ) -> SignedIn:
+        """Sign in with a code: each guess uses an attempt before it is compared, so
+        concurrent guesses cannot exceed ``OTP_MAX_ATTEMPTS``; a right code is consumed
+        with compare-and-delete, so it works exactly once."""
+        address = normalize_email(email)
+        key = f"otp:{address}"
+        raw = self.store.get(key)
+        if raw is None:
+            self._failed(address, OTP, "no code pending")
+            raise InvalidCodeError(attempts_left=0)
+        record = json.loads(raw)
+        limit = self.settings.otp_max_attempts
+        # The counter, not deleting the record, is what voids the code: a guess still in
+        # flight from within the limit must not lose to a later one that went over it.
+        tries, _ = self.store.hit(f"otp-tries:{address}:{record['id']}", self.settings.otp_ttl)
+        if tries > limit:
+            self._failed(address, OTP, "too many attempts")
+            raise InvalidCodeError(attempts_left=0)
+        good = (
+            isinstance(code, str)
+            and len(code) == self.settings.otp_length
+            and code.isascii()
+            and code.isdigit()
+            and code_matches(self._secret_keys(), address, code, record["hash"])
+        )
+        if not good:
+            self._failed(address, OTP, "wrong code")
+            raise InvalidCodeError(attempts_left=limit - tries)
+        if self.store.take(key, expected=raw) is None:
+            self._failed(address, OTP, "code already used")
+            raise InvalidCodeError(attempts_left=0)
+        target = self.safe_next(next_url, origin) or record.get("next")
+        return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0))
+
+    # -- magic links ------------------------------------------------------------------------
+
+    def _signer(self) -> LinkSigner:
+        return LinkSigner(self._secret_keys(), self.store.clock)
+
+    def request_link(
+        self,
+        email: object,
+        next_url: object,
+        origin: Origin,
+        link_for: Callable[[str], str],
+    ) -> Sent:
+        """Send a one-use sign-in link to ``email`` if it may sign in."""
+        address = normalize_email(email)
+        resend, quota = self._take_send_quota(MAGIC_LINK, address)
+        try:
+            may_send, user = self._may_send(address)
+            if may_send:
+                nonce = new_nonce()
+                key = f"link:{nonce}"
+                record = {"email": address, "next": self.safe_next(next_url, origin)}
+                self.store.set(key, json.dumps(record), self.settings.magic_link_ttl)
+                context = self._email_context(address, origin, self.settings.magic_link_ttl)
+                context["link"] = link_for(self._signer().dumps(nonce))
+                self._send(MAGIC_LINK, address, context, release=((resend, key), (quota,)))
+                signals.magic_link_sent.send(self.app, email=address, user=user)
+        except DeliveryFailedError:
+            raise  # run_job gave the throttles back already
+        except BaseException:
+            self._give_back((resend,), (quota,))
+            raise
+        return Sent(expires_in=self.settings.magic_link_ttl)
+
+    def _link_key(self, token: object) -> str | None:
+        if not isinstance(token, str) or len(token) > 512:
+            return None
+        nonce = self._signer().loads(token, self.settings.magic_link_ttl)
+        return None if nonce is None else f"link:{nonce}"
+
+    def link_is_valid(self, token: object) -> bool:
+        """Whether ``token`` would sign in now; changes nothing (for the confirm page)."""
+        key = self._link_key(token)
+        return key is not None and self.store.get(key) is not None
+
+    def consume_link(self, token: object, next_url: object, origin: Origin) -> SignedIn:
+        """Sign in with a link: its nonce is taken from the store atomically, once."""
+        key = self._link_key(token)
+        raw = self.store.take(key) if key is not None else None
+        if raw is None:
+            self._failed(None, MAGIC_LINK, "invalid, expired or used link")
+            raise InvalidLinkError()
+        record = json.loads(raw)
+        target = self.safe_next(next_url, origin) or record.get("next")
+        return self._finish(record["email"], MAGIC_LINK, target, InvalidLinkError())
+
+    # -- shared steps -----------------------------------------------------------------------
+
+    def _may_send(self, address: str) -> tuple[bool, Any]:
+        user = self.users.find(address)
+        if user is None:
+            return self.users.may_sign_up(), None
+        return bool(getattr(user, "is_active", True)), user
+
+    def _finish(
+        self, address: str, method: str, target: str | None, refusal: Exception
+    ) -> SignedIn:
+        user = self.users.find(address)
+        created = False
+        if user is None:
+            if not self.users.may_sign_up():
+                self._failed(address, method, "unknown address")
+                raise refusal
+            user, created = self.users.create(address)
+            if created:
+                signals.user_signed_up.send(self.app, user=user, email=address)
+        if not getattr(user, "is_active", True):
+            self._failed(address, method, "inactive user")
+            raise refusal
+        log.info("%s signed in by %s", mask_email(address), method)
+        return SignedIn(
+            user=user,
+            email=address,
+            next=target or self.settings.login_redirect,
+            method=method,
+            created=created,
+        )
+
+    def signed_in(self, result: SignedIn) -> None:
+        """After Flask-Login has the user: the signal (flows hook in here)."""
+        signals.user_signed_in.send(self.app, user=result.user, method=result.method)
+
+    def _give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
+        """Undo what a send that never happened used: its resend wait, its hourly quota
+        and its code or link."""
+        for key in delete:
+            self.store.delete(key)
+        for key in unhit:
+            self.store.unhit(key)
+
+    def _failed(self, address: str | None, method: str, reason: str) -> None:
+        log.info(
+            "sign-in by %s failed for %s: %s",
+            method,
+            mask_email(address) if address else "an unknown address",
+            reason,
+        )
+        signals.sign_in_failed.send(self.app, email=address, method=method, reason=reason)
+
+    def safe_next(self, next_url: object, origin: Origin) -> str | None:
+        return safe_target(
+            next_url,
+            scheme=origin.scheme,
+            host=origin.host,
+            allowed_hosts=self.settings.allowed_redirect_hosts,
+        )
+
+    def _email_context(self, address: str, origin: Origin, ttl: int) -> dict[str, Any]:
+        return {
+            "email": address,
+            "expires_in_minutes": max(1, ttl // 60),
+            "request_ip": origin.ip,
+            "app_name": self.app_name(origin),
+        }
+
+    def app_name(self, origin: Origin) -> str:
+        """How emails name the app: the display name of the From address, else the host."""
+        connector = self.connectors[self.settings.otp_connector]
+        name, _, _ = connector.from_email.partition("<")
+        return name.strip().strip('"') or origin.host.split(":")[0]
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        address: str,
+        context: dict[str, Any],
+        release: tuple[tuple[str, ...], tuple[str, ...]],
+    ) -> None:
+        settings = self.settings
+        subject_source = settings.otp_subject if method == OTP else settings.magic_link_subject
+        template = settings.otp_template if method == OTP else settings.magic_link_template
+        options: dict[str, Any] = {
+            "to": address,
+            "tag": _TAGS[method],
+            "track_opens": False,
+            "track_links": "None",
+        }
+        if template is not None:
+            options.update(template=template, model=context)
+        else:
+            options.update(
+                subject=self._subjects.from_string(subject_source).render(context).strip(),
+                text_body=render_template(f"postmark_auth/email/{method}.txt", **context),
+                html_body=render_template(f"postmark_auth/email/{method}.html", **context),
+            )
+        connector = settings.otp_connector if method == OTP else settings.magic_link_connector
+        self.deliver(
+            SendJob(
+                connector=connector,
+                purpose=method,
+                recipient=address,
+                message=options,
+                release_delete=release[0],
+                release_unhit=release[1],
+            )
+        )
+
+    def deliver(self, job: SendJob) -> None:
+        """Hand ``job`` to the configured ``DELIVERY``: inline, background pool, or callable."""
+        mode = self.settings.delivery
+        if mode == "sync":
+            self.run_job(job)
+        elif mode == "background":
+            assert self._background is not None
+            self._background.submit(self.app, self.run_job, job)
+        else:
+            assert callable(mode)
+            mode(job)
+
+    def run_job(self, job: SendJob) -> None:
+        """Send ``job`` now. A recipient's fault (inactive, invalid) counts as sent, to not
+        reveal the address; a fault of the service gives back the throttle it used and
+        raises :class:`DeliveryFailedError`. Either fires ``delivery_failed``."""
+        connector = self.connectors[job.connector]
+        options = dict(job.message)
+        try:
+            if "template" in options:
+                connector.send_template(
+                    options.pop("to"), options.pop("template"), options.pop("model"), **options
+                )
+            else:
+                connector.send(options.pop("to"), options.pop("subject"), **options)
+        except (PostmarkError, MessageValidationError) as exc:
+            signals.delivery_failed.send(
+                self.app, email=job.recipient, error=exc, purpose=job.purpose
+            )
+            if isinstance(exc, PostmarkError) and exc.recipient_error:
+                log.warning("Postmark refused mail for %s: %s", mask_email(job.recipient), exc)
+                return
+            log.error("sending %s to %s failed: %s", job.purpose, mask_email(job.recipient), exc)
+            self._give_back(job.release_delete, job.release_unhit)
+            raise DeliveryFailedError() from exc
+        log.info("sent %s to %s", job.purpose, mask_email(job.recipient))
+
+
+def _ceil(seconds: float) -> int:
+    return max(1, int(-(-seconds // 1)))

@@ -1,0 +1,80 @@
+"""Stores: where sign-in keeps codes, nonces and counters, chosen by a URI in the config.
+
+:func:`open_store` turns ``POSTMARK_AUTH_STORE`` into a backend: ``memory://`` (one process),
+``sqlite:///...`` (one machine, any number of workers) or ``redis://...`` (many machines).
+"""
+
+from __future__ import annotations
+
+import os
+from urllib.parse import parse_qsl, urlencode
+
+from .base import Clock, Store, StoreUnavailableError
+from .memory import MemoryStore
+from .redis import DEFAULT_PREFIX, RedisStore
+from .sqlite import SQLiteStore
+
+__all__ = [
+    "MemoryStore",
+    "RedisStore",
+    "SQLiteStore",
+    "Store",
+    "StoreUnavailableError",
+    "open_store",
+]
+
+_ACCEPTED = (
+    "memory://, sqlite:///relative/to/instance.db, sqlite:////absolute/path.db, "
+    "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///path/to/redis.sock "
+    "(Redis forms take an optional ?prefix=KEY_PREFIX)"
+)
+
+
+def open_store(uri: str, *, instance_path: str, clock: Clock | None = None) -> Store:
+    """The store a URI names; a relative SQLite path is taken relative to ``instance_path``.
+
+    Raises :class:`ValueError`, naming the accepted forms, for anything else.
+    """
+    scheme, sep, rest = uri.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise ValueError(f"store URI {uri!r} has no scheme; use one of: {_ACCEPTED}")
+    if scheme == "memory":
+        if rest:
+            raise ValueError(f"memory store URI takes nothing after memory://, got {uri!r}")
+        return MemoryStore(clock)
+    if scheme == "sqlite":
+        return SQLiteStore(_sqlite_path(uri, rest, instance_path), clock)
+    if scheme in ("redis", "rediss", "unix"):
+        url, prefix = _split_prefix(uri)
+        return RedisStore(url, clock, prefix=prefix)
+    raise ValueError(f"unknown store URI scheme {scheme!r} in {uri!r}; use one of: {_ACCEPTED}")
+
+
+def _sqlite_path(uri: str, rest: str, instance_path: str) -> str:
+    """``sqlite:///name.db`` is relative to the instance folder, ``sqlite:////abs.db`` absolute."""
+    if not rest.startswith("/") or rest == "/":
+        raise ValueError(
+            f"SQLite store URI {uri!r} needs three slashes and a file name: "
+            "sqlite:///name.db (in the instance folder) or sqlite:////absolute/path.db"
+        )
+    path = rest[1:]
+    if path == ":memory:":
+        raise ValueError("an in-memory SQLite store is not shared between threads; use memory://")
+    return path if os.path.isabs(path) else os.path.join(instance_path, path)
+
+
+def _split_prefix(uri: str) -> tuple[str, str]:
+    """Remove the ``prefix`` query parameter (ours, not redis-py's) from a Redis URL."""
+    base, sep, query = uri.partition("?")
+    if not sep:
+        return uri, DEFAULT_PREFIX
+    pairs = parse_qsl(query, keep_blank_values=True)
+    prefix = DEFAULT_PREFIX
+    kept = []
+    for name, value in pairs:
+        if name == "prefix":
+            prefix = value
+        else:
+            kept.append((name, value))
+    return (f"{base}?{urlencode(kept)}" if kept else base), prefix

@@ -1,0 +1,98 @@
+"""The store interface: a small, atomic key-value contract every backend keeps.
+
+Everything sign-in keeps between requests (code hashes, link nonces, attempt and throttle
+counters, pending ``next`` targets, built-in users, the dev outbox) is expressed with these
+few operations, so a backend is small and one contract test suite covers them all.
+
+Time comes from ``clock`` (seconds, like :func:`time.time`), injectable so expiry is tested
+without sleeping; a backend treats an entry whose expiry is at or before ``clock()`` as gone,
+whatever its native expiry does.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+Clock = Callable[[], float]
+
+
+class StoreUnavailableError(RuntimeError):
+    """The store could not be reached or written (Redis down, SQLite locked or read-only)."""
+
+
+class Store(ABC):
+    """Atomic key-value operations with expiry. Keys and values are ``str``.
+
+    ``ttl`` and ``window`` are seconds; ``ttl=None`` means the entry never expires.
+    Every method raises :class:`StoreUnavailableError` when the backend fails.
+    """
+
+    def __init__(self, clock: Clock | None = None) -> None:
+        self.clock: Clock = clock or time.time
+
+    @abstractmethod
+    def set(self, key: str, value: str, ttl: float | None) -> None:
+        """Store ``value``, replacing any previous one."""
+
+    @abstractmethod
+    def add(self, key: str, value: str, ttl: float | None) -> bool:
+        """Store ``value`` only if ``key`` is absent (or expired); True when stored."""
+
+    @abstractmethod
+    def get(self, key: str) -> str | None:
+        """The live value, or ``None``."""
+
+    @abstractmethod
+    def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` if present."""
+
+    @abstractmethod
+    def take(self, key: str, expected: str | None = None) -> str | None:
+        """Atomically read and delete ``key``; return the value, or ``None`` if absent.
+
+        With ``expected``, delete only when the live value equals it (compare-and-delete),
+        returning it, else ``None`` and change nothing. Of any number of concurrent callers
+        (threads, processes, machines) exactly one gets the value.
+        """
+
+    @abstractmethod
+    def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one event in a fixed window; return ``(count, seconds_until_reset)``.
+
+        The first hit (or the first after the window ended) starts a window of ``window``
+        seconds with count 1; later hits in the window add one. Atomic across workers.
+        """
+
+    @abstractmethod
+    def unhit(self, key: str) -> None:
+        """Take back one hit in the current window (never below zero); no-op if absent."""
+
+    @abstractmethod
+    def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
+        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``;
+        the whole list expires ``ttl`` seconds after the last push."""
+
+    @abstractmethod
+    def items(self, key: str) -> list[str]:
+        """The list ``key``, newest first (empty when absent or expired)."""
+
+    @abstractmethod
+    def purge(self) -> int:
+        """Drop expired entries now; return how many were dropped (best effort)."""
+
+    @abstractmethod
+    def size(self) -> int:
+        """How many entries (keys, list items included) the store holds, expired or not."""
+
+    @abstractmethod
+    def ping(self) -> None:
+        """Raise :class:`StoreUnavailableError` unless the store answers."""
+
+    def close(self) -> None:  # noqa: B027 - optional for backends with nothing to close
+        """Release connections; the store may be used again afterwards (it reconnects)."""

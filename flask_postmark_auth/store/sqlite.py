@@ -1,0 +1,323 @@
+"""SQLite store: one file shared by every thread and process of the app (gunicorn workers).
+
+Each thread gets its own connection (re-made in a forked child), the file runs in WAL mode
+with a busy timeout, and every operation is one autocommit statement (``DELETE ... RETURNING``,
+UPSERT ... ``RETURNING``) or one ``BEGIN IMMEDIATE`` transaction, so it is atomic across
+processes. Expiry compares against ``self.clock()`` passed in as a parameter, never SQLite's
+own time.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+
+from .base import Clock, Store, StoreUnavailableError
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    expires REAL
+);
+CREATE INDEX IF NOT EXISTS kv_expires ON kv (expires);
+CREATE TABLE IF NOT EXISTS lists (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    key TEXT NOT NULL,
+    value TEXT NOT NULL,
+    expires REAL
+);
+CREATE INDEX IF NOT EXISTS lists_key ON lists (key, id);
+CREATE INDEX IF NOT EXISTS lists_expires ON lists (expires);
+"""
+
+_SET = """
+INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+"""
+
+_ADD = """
+INSERT INTO kv (key, value, expires) VALUES (:key, :value, :expires)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires = excluded.expires
+    WHERE kv.expires IS NOT NULL AND kv.expires <= :now
+RETURNING 1
+"""
+
+_HIT = """
+INSERT INTO kv (key, value, expires) VALUES (:key, '1', :reset)
+ON CONFLICT (key) DO UPDATE SET
+    value = CASE WHEN kv.expires IS NULL OR kv.expires <= :now THEN '1'
+                 ELSE CAST(CAST(kv.value AS INTEGER) + 1 AS TEXT) END,
+    expires = CASE WHEN kv.expires IS NULL OR kv.expires <= :now THEN :reset
+                   ELSE kv.expires END
+RETURNING CAST(value AS INTEGER), expires
+"""
+
+_UNHIT = """
+UPDATE kv SET value = CAST(MAX(CAST(value AS INTEGER) - 1, 0) AS TEXT)
+WHERE key = :key AND (expires IS NULL OR expires > :now)
+"""
+
+_GET = "SELECT value, expires FROM kv WHERE key = :key AND (expires IS NULL OR expires > :now)"
+
+_TAKE = """
+DELETE FROM kv WHERE key = :key AND (expires IS NULL OR expires > :now)
+RETURNING value
+"""
+
+_TAKE_EXPECTED = """
+DELETE FROM kv WHERE key = :key AND (expires IS NULL OR expires > :now) AND value = :expected
+RETURNING value
+"""
+
+_ITEMS = """
+SELECT value FROM lists WHERE key = :key AND (expires IS NULL OR expires > :now)
+ORDER BY id DESC
+"""
+
+_TRIM = """
+DELETE FROM lists WHERE key = :key AND id NOT IN (
+    SELECT id FROM lists WHERE key = :key ORDER BY id DESC LIMIT :max_items
+)
+"""
+
+# Connections a forked child inherited: never closed there (closing a SQLite file descriptor
+# in the child could drop POSIX locks its own connections hold); they go when it exits.
+_INHERITED: list[sqlite3.Connection] = []
+
+
+class _Connection:
+    """One thread's connection; closed when the thread's locals go, unless in a forked child."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.pid = os.getpid()
+        self.closed = False
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.pid == os.getpid():
+            self.conn.close()
+        else:
+            _INHERITED.append(self.conn)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in a SQLite file, safe across threads and processes.
+
+    ``path`` is a file name (its directory is created if missing) or a ``file:`` URI such as
+    ``file:/srv/app/auth.db?mode=ro``; ``timeout`` is how long to wait for a lock, in seconds.
+    """
+
+    def __init__(self, path: str, clock: Clock | None = None, timeout: float = 5.0) -> None:
+        super().__init__(clock)
+        self.path = path
+        self.timeout = timeout
+        self._uri = path.startswith("file:")
+        self._local = threading.local()
+        self._pid = os.getpid()
+        self._schema_ready = False
+
+    # -- connections ----------------------------------------------------------------------
+
+    def _connection(self) -> sqlite3.Connection:
+        """This thread's connection, opened on first use (and again in a forked child)."""
+        if self._pid != os.getpid():
+            self._local = threading.local()
+            self._pid = os.getpid()
+        holder: _Connection | None = getattr(self._local, "holder", None)
+        if holder is None:
+            holder = _Connection(self._connect())
+            self._local.holder = holder
+        return holder.conn
+
+    def _connect(self) -> sqlite3.Connection:
+        if not self._uri:
+            directory = os.path.dirname(os.path.abspath(self.path))
+            try:
+                os.makedirs(directory, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailableError(f"cannot create {directory!r}: {exc}") from exc
+        conn = sqlite3.connect(
+            self.path,
+            timeout=self.timeout,
+            isolation_level=None,
+            check_same_thread=False,  # used by one thread only, but may be closed by another
+            uri=self._uri,
+        )
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            self._use_wal(conn)
+            conn.execute("PRAGMA synchronous = NORMAL")
+            if not self._schema_ready:
+                conn.executescript(_SCHEMA)
+                self._schema_ready = True
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _use_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch the file to WAL mode unless it already is. Connections opening a new file at
+        once can get "database is locked" here without the busy timeout applying, so retry."""
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                    conn.execute("PRAGMA journal_mode = WAL").fetchall()
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
+
+    def _discard(self) -> None:
+        """Close this thread's connection so the next call opens a fresh one."""
+        holder: _Connection | None = getattr(self._local, "holder", None)
+        if holder is not None:
+            del self._local.holder
+            with contextlib.suppress(sqlite3.Error):
+                holder.close()
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[sqlite3.Connection]:
+        """Yield this thread's connection; SQLite failures become StoreUnavailableError."""
+        try:
+            yield self._connection()
+        except sqlite3.DatabaseError as exc:
+            self._discard()
+            raise StoreUnavailableError(f"SQLite store {self.path!r}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken (or waited for) first."""
+        with self._guard() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def _expires(self, now: float, ttl: float | None) -> float | None:
+        return None if ttl is None else now + ttl
+
+    # -- the Store interface --------------------------------------------------------------
+
+    def set(self, key: str, value: str, ttl: float | None) -> None:
+        """Store ``value``, replacing any previous one (one UPSERT)."""
+        expires = self._expires(self.clock(), ttl)
+        with self._guard() as conn:
+            conn.execute(_SET, {"key": key, "value": value, "expires": expires})
+
+    def add(self, key: str, value: str, ttl: float | None) -> bool:
+        """Store ``value`` only if ``key`` is absent or expired (one conditional UPSERT)."""
+        now = self.clock()
+        params = {"key": key, "value": value, "expires": self._expires(now, ttl), "now": now}
+        with self._guard() as conn:
+            return bool(conn.execute(_ADD, params).fetchall())
+
+    def get(self, key: str) -> str | None:
+        """The live value, or ``None``."""
+        with self._guard() as conn:
+            row = conn.execute(_GET, {"key": key, "now": self.clock()}).fetchone()
+        return None if row is None else str(row[0])
+
+    def ttl(self, key: str) -> float | None:
+        """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
+        now = self.clock()
+        with self._guard() as conn:
+            row = conn.execute(_GET, {"key": key, "now": now}).fetchone()
+        if row is None:
+            return None
+        return math.inf if row[1] is None else float(row[1]) - now
+
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (and a list of that name) if present."""
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM kv WHERE key = ?", (key,))
+            conn.execute("DELETE FROM lists WHERE key = ?", (key,))
+
+    def take(self, key: str, expected: str | None = None) -> str | None:
+        """Read and delete ``key`` in one ``DELETE ... RETURNING``: one caller gets it."""
+        params = {"key": key, "now": self.clock(), "expected": expected}
+        with self._guard() as conn:
+            rows = conn.execute(_TAKE if expected is None else _TAKE_EXPECTED, params).fetchall()
+        return str(rows[0][0]) if rows else None
+
+    def hit(self, key: str, window: float) -> tuple[int, float]:
+        """Count one event in a fixed window with one UPSERT that restarts an ended window."""
+        now = self.clock()
+        with self._guard() as conn:
+            rows = conn.execute(_HIT, {"key": key, "now": now, "reset": now + window}).fetchall()
+        count, expires = rows[0]
+        return int(count), float(expires) - now
+
+    def unhit(self, key: str) -> None:
+        """Take back one hit in the current window (never below zero); no-op if absent."""
+        with self._guard() as conn:
+            conn.execute(_UNHIT, {"key": key, "now": self.clock()})
+
+    def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
+        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
+        if max_items < 1:
+            raise ValueError("max_items must be at least 1")
+        now = self.clock()
+        params = {
+            "key": key,
+            "value": value,
+            "now": now,
+            "expires": self._expires(now, ttl),
+            "max_items": max_items,
+        }
+        with self._transaction() as conn:
+            conn.execute("DELETE FROM lists WHERE key = :key AND expires <= :now", params)
+            conn.execute(
+                "INSERT INTO lists (key, value, expires) VALUES (:key, :value, :expires)", params
+            )
+            conn.execute("UPDATE lists SET expires = :expires WHERE key = :key", params)
+            conn.execute(_TRIM, params)
+
+    def items(self, key: str) -> list[str]:
+        """The list ``key``, newest first (empty when absent or expired)."""
+        with self._guard() as conn:
+            rows = conn.execute(_ITEMS, {"key": key, "now": self.clock()}).fetchall()
+        return [str(row[0]) for row in rows]
+
+    def purge(self) -> int:
+        """Delete expired rows now; return how many (list items counted one by one)."""
+        now = (self.clock(),)
+        with self._transaction() as conn:
+            dropped = conn.execute("DELETE FROM kv WHERE expires <= ?", now).rowcount
+            dropped += conn.execute("DELETE FROM lists WHERE expires <= ?", now).rowcount
+        return dropped
+
+    def size(self) -> int:
+        """How many rows (keys, list items included) the file holds, expired or not."""
+        with self._guard() as conn:
+            row = conn.execute(
+                "SELECT (SELECT COUNT(*) FROM kv) + (SELECT COUNT(*) FROM lists)"
+            ).fetchone()
+        return int(row[0])
+
+    def ping(self) -> None:
+        """Open (or reuse) this thread's connection and run a trivial query."""
+        with self._guard() as conn:
+            conn.execute("SELECT 1").fetchall()
+
+    def close(self) -> None:
+        """Close this thread's connection; the next call opens a new one."""
+        self._discard()

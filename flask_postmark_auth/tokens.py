@@ -1,0 +1,73 @@
+"""Secrets that sign people in: one-time codes (kept only as keyed hashes) and magic-link
+tokens (itsdangerous-signed, timestamped, carrying a nonce the store consumes once)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+
+from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
+
+from .store.base import Clock
+
+#: Salt of magic-link signatures, so no other signed value of the app can pass as a link.
+LINK_SALT = "flask-postmark-auth.magic-link"
+#: Context of the code hashing key, derived from SECRET_KEY.
+CODE_KEY_CONTEXT = b"flask-postmark-auth.otp"
+
+
+def new_code(length: int) -> str:
+    """A uniformly random code of ``length`` digits, from :mod:`secrets`."""
+    return f"{secrets.randbelow(10**length):0{length}d}"
+
+
+def new_nonce() -> str:
+    """A random, URL-safe nonce with 192 bits of entropy."""
+    return secrets.token_urlsafe(24)
+
+
+def _to_bytes(key: str | bytes) -> bytes:
+    return key.encode() if isinstance(key, str) else key
+
+
+def code_hash(secret_key: str | bytes, email: str, code: str) -> str:
+    """The keyed hash under which a code is kept: HMAC-SHA256 with a key derived from the
+    app's secret key, over the address and the code (so equal codes never hash alike)."""
+    key = hmac.new(_to_bytes(secret_key), CODE_KEY_CONTEXT, hashlib.sha256).digest()
+    return hmac.new(key, f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def code_matches(secret_keys: Sequence[str | bytes], email: str, code: str, stored: str) -> bool:
+    """Constant-time check of ``code`` against ``stored`` under the current key or a fallback."""
+    found = False
+    for key in secret_keys:
+        # No early exit: every key is tried, so timing does not tell which one matched.
+        found |= hmac.compare_digest(code_hash(key, email, code), stored)
+    return found
+
+
+class LinkSigner:
+    """Signs and checks magic-link tokens with the app's secret key and its fallbacks."""
+
+    def __init__(self, secret_keys: Sequence[str | bytes], clock: Clock) -> None:
+        class _ClockSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock())
+
+        # itsdangerous signs with the last key and accepts any of them.
+        self._serializer = URLSafeTimedSerializer(
+            [_to_bytes(k) for k in reversed(secret_keys)], salt=LINK_SALT, signer=_ClockSigner
+        )
+
+    def dumps(self, nonce: str) -> str:
+        return self._serializer.dumps(nonce)
+
+    def loads(self, token: str, max_age: int) -> str | None:
+        """The nonce of a valid, unexpired token; ``None`` when tampered, foreign or old."""
+        try:
+            nonce = self._serializer.loads(token, max_age=max_age)
+        except BadSignature:  # SignatureExpired and BadTimeSignature included
+            return None
+        return nonce if isinstance(nonce, str) else None

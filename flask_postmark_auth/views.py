@@ -1,0 +1,366 @@
+"""The blueprint: thin views that parse input, call the service, and answer in HTML or JSON."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    jsonify,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from flask_login import login_user, logout_user
+from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
+from markupsafe import Markup, escape
+from werkzeug.wrappers import Response as BaseResponse
+from wtforms.validators import ValidationError
+
+from .errors import CSRFFailedError, InvalidCodeError, InvalidLinkError, SignInError
+from .extension import state
+from .service import Origin, SignedIn
+from .store import StoreUnavailableError
+
+log = logging.getLogger("flask_postmark_auth")
+
+bp = Blueprint("postmark_auth", __name__, template_folder="templates")
+
+_EMAIL_SESSION_KEY = "_postmark_auth_email"
+
+
+# -- request helpers ------------------------------------------------------------------------
+
+
+def wants_json() -> bool:
+    """JSON when the request is JSON or prefers JSON over HTML."""
+    if request.is_json:
+        return True
+    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
+    return (
+        best == "application/json"
+        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
+    )
+
+
+def form() -> dict[str, Any]:
+    """The POST body as a dict (form or JSON object); a JSON non-object is empty."""
+    if request.is_json:
+        data = request.get_json(silent=True)
+        return data if isinstance(data, dict) else {}
+    return request.form.to_dict()
+
+
+def text(data: dict[str, Any], name: str) -> str:
+    value = data.get(name)
+    return value if isinstance(value, str) else ""
+
+
+def origin() -> Origin:
+    return Origin(ip=request.remote_addr, scheme=request.scheme, host=request.host)
+
+
+def truthy(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    return isinstance(value, str) and value.lower() in ("1", "true", "on", "yes")
+
+
+def page(template: str, status: int = 200, **context: Any) -> BaseResponse:
+    st = state()
+    outbox = url_for(".outbox") if st.settings.dev_outbox else None
+    html = render_template(f"postmark_auth/{template}", dev_outbox_url=outbox, **context)
+    return make_response(html, status)
+
+
+def see_other(location: str) -> BaseResponse:
+    return redirect(location, code=303)
+
+
+@bp.context_processor
+def template_globals() -> dict[str, Any]:
+    """``csrf_token()`` for the forms, whether or not the app set up CSRFProtect."""
+    return {"csrf_token": generate_csrf}
+
+
+# -- protections ----------------------------------------------------------------------------
+
+
+@bp.before_request
+def protect() -> BaseResponse | None:
+    """IP throttle on the sign-in POSTs, then CSRF (unless the app's CSRFProtect does it)."""
+    if request.method != "POST":
+        return None
+    if request.endpoint in (
+        "postmark_auth.request_code",
+        "postmark_auth.verify_code",
+        "postmark_auth.request_link",
+        "postmark_auth.magic_link",
+    ):
+        state().service.count_ip(request.remote_addr)
+    if current_app.config.get("WTF_CSRF_ENABLED", True) and "csrf" not in current_app.extensions:
+        data = form()
+        token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+        try:
+            validate_csrf(token or text(data, "csrf_token"))
+        except ValidationError as exc:
+            raise CSRFFailedError() from exc
+    return None
+
+
+@bp.after_request
+def no_store(response: Response) -> BaseResponse:
+    """Auth pages are never cached, and never leak their URL (which may hold a link
+    token) through the Referer header."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@bp.errorhandler(CSRFError)
+def app_csrf_failed(exc: CSRFError) -> BaseResponse:
+    return answer_error(CSRFFailedError())
+
+
+@bp.errorhandler(SignInError)
+def sign_in_error(exc: SignInError) -> BaseResponse:
+    return answer_error(exc)
+
+
+@bp.errorhandler(StoreUnavailableError)
+def store_down(exc: StoreUnavailableError) -> BaseResponse:
+    log.error("sign-in store unavailable: %s", exc)
+    return answer_error(None)
+
+
+def answer_error(exc: SignInError | None) -> BaseResponse:
+    """The error as JSON, or its form re-rendered with the message, with its status."""
+    if exc is None:
+        code, status, message, extra = (
+            "store_unavailable",
+            503,
+            "Sign-in is unavailable for a moment. Please try again shortly.",
+            {},
+        )
+    else:
+        code, status, message, extra = exc.code, exc.status, exc.message, exc.extra
+    headers: dict[str, str] = {}
+    if "retry_after" in extra:
+        headers["Retry-After"] = str(extra["retry_after"])
+    response: BaseResponse
+    if wants_json():
+        body: dict[str, object] = {"error": code, "message": message}
+        body.update({k: v for k, v in extra.items() if k != "retry_after"})
+        response = jsonify(body)
+        response.status_code = status
+    else:
+        response = render_error_page(message, status, extra)
+    response.headers.update(headers)
+    return response
+
+
+def render_error_page(message: str, status: int, extra: dict[str, object]) -> BaseResponse:
+    endpoint = request.endpoint or ""
+    data = form() if request.method == "POST" else {}
+    if endpoint == "postmark_auth.verify_code":
+        return page(
+            "verify.html",
+            status,
+            email=text(data, "email"),
+            next=text(data, "next"),
+            error=message,
+            attempts_left=extra.get("attempts_left"),
+            otp_length=state().settings.otp_length,
+        )
+    if endpoint == "postmark_auth.magic_link":
+        token = (request.view_args or {}).get("token", "")
+        return page("magic_link.html", status, valid=False, token=token, error=message)
+    return page(
+        "login.html",
+        status,
+        methods=state().settings.methods,
+        email=text(data, "email"),
+        next=text(data, "next") or request.args.get("next", ""),
+        error=message,
+    )
+
+
+def signed_in(result: SignedIn, remember: bool) -> BaseResponse:
+    st = state()
+    if not login_user(result.user, remember=remember):
+        raise (
+            InvalidLinkError()
+            if result.method == "magic_link"
+            else InvalidCodeError(attempts_left=0)
+        )
+    session.pop(_EMAIL_SESSION_KEY, None)
+    st.service.signed_in(result)
+    if wants_json():
+        user = result.user
+        return jsonify(
+            status="signed_in",
+            user={"id": user.get_id(), "email": getattr(user, "email", result.email)},
+            next=result.next,
+        )
+    return see_other(result.next)
+
+
+def require(method: str) -> None:
+    if method not in state().settings.methods:
+        abort(404)
+
+
+# -- routes ---------------------------------------------------------------------------------
+
+
+@bp.get("/login")
+def login() -> BaseResponse:
+    settings = state().settings
+    if wants_json():
+        return jsonify(methods=list(settings.methods), csrf_token=generate_csrf())
+    return page(
+        "login.html",
+        methods=settings.methods,
+        email=session.get(_EMAIL_SESSION_KEY, ""),
+        next=request.args.get("next", ""),
+        error=None,
+    )
+
+
+@bp.post("/otp")
+def request_code() -> BaseResponse:
+    require("otp")
+    data = form()
+    sent = state().service.request_code(data.get("email"), data.get("next"), origin())
+    if wants_json():
+        response = jsonify(status="sent", expires_in=sent.expires_in)
+        response.status_code = 202
+        return response
+    session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
+    return see_other(url_for(".verify_code", next=text(data, "next") or None))
+
+
+@bp.route("/otp/verify", methods=["GET", "POST"])
+def verify_code() -> BaseResponse:
+    require("otp")
+    if request.method == "GET":
+        return page(
+            "verify.html",
+            email=session.get(_EMAIL_SESSION_KEY, ""),
+            next=request.args.get("next", ""),
+            error=None,
+            attempts_left=None,
+            otp_length=state().settings.otp_length,
+        )
+    data = form()
+    result = state().service.verify_code(
+        data.get("email"), data.get("code"), data.get("next"), origin()
+    )
+    return signed_in(result, truthy(data.get("remember")))
+
+
+@bp.post("/magic-link")
+def request_link() -> BaseResponse:
+    require("magic_link")
+    data = form()
+    sent = state().service.request_link(
+        data.get("email"),
+        data.get("next"),
+        origin(),
+        lambda token: url_for(".magic_link", token=token, _external=True),
+    )
+    if wants_json():
+        response = jsonify(status="sent", expires_in=sent.expires_in)
+        response.status_code = 202
+        return response
+    session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
+    return see_other(url_for(".check_email"))
+
+
+@bp.get("/magic-link")
+def check_email() -> BaseResponse:
+    require("magic_link")
+    return page(
+        "check_email.html",
+        email=session.get(_EMAIL_SESSION_KEY, ""),
+        expires_in_minutes=max(1, state().settings.magic_link_ttl // 60),
+    )
+
+
+@bp.route("/magic-link/<token>", methods=["GET", "POST"])
+def magic_link(token: str) -> BaseResponse:
+    require("magic_link")
+    service = state().service
+    if request.method == "GET" and state().settings.magic_link_confirm:
+        # Scanners follow links: GET shows a button and changes nothing.
+        valid = service.link_is_valid(token)
+        if wants_json():
+            return jsonify(valid=valid)
+        return page("magic_link.html", 200 if valid else 400, valid=valid, token=token, error=None)
+    if request.method == "GET":
+        service.count_ip(request.remote_addr)
+        data: dict[str, Any] = {}
+    else:
+        data = form()
+    result = service.consume_link(token, request.args.get("next") or data.get("next"), origin())
+    return signed_in(result, truthy(data.get("remember")))
+
+
+@bp.post("/logout")
+def logout() -> BaseResponse:
+    logout_user()
+    if wants_json():
+        return jsonify(status="signed_out")
+    data = form()
+    return see_other(
+        state().service.safe_next(data.get("next"), origin()) or state().settings.login_redirect
+    )
+
+
+# -- dev outbox -----------------------------------------------------------------------------
+
+
+def linkify(value: str | None) -> Markup:
+    """Escape ``value`` and make its http(s) URLs clickable (for the outbox's text parts)."""
+    if not value:
+        return Markup("")
+    import re
+
+    out = []
+    last = 0
+    for match in re.finditer(r"https?://[^\s<>\"']+", value):
+        out.append(escape(value[last : match.start()]))
+        out.append(Markup('<a href="{0}">{0}</a>').format(match.group(0)))
+        last = match.end()
+    out.append(escape(value[last:]))
+    return Markup("").join(out)
+
+
+@bp.get("/dev/outbox")
+def outbox() -> BaseResponse:
+    st = state()
+    if not st.settings.dev_outbox or st.outbox is None:
+        abort(404)
+    messages = [json.loads(item) for item in st.outbox.messages()]
+    if wants_json():
+        return jsonify(messages=messages)
+    return page("outbox.html", messages=messages, linkify=linkify)
+
+
+@bp.post("/dev/outbox/clear")
+def outbox_clear() -> BaseResponse:
+    st = state()
+    if not st.settings.dev_outbox or st.outbox is None:
+        abort(404)
+    st.outbox.clear()
+    if wants_json():
+        return jsonify(status="cleared")
+    return see_other(url_for(".outbox"))
