@@ -18,11 +18,14 @@ def test_command(connector: str, send_to: str | None) -> None:
 
     Exits 0 only when every check passed.
     """
-    connectors = state().connectors
+    st = state()
+    connectors = st.connectors
     if connector not in connectors:
         raise click.UsageError(
             f"No connector named {connector!r}; configured: {', '.join(sorted(connectors))}."
         )
+    if st.outbox is not None:
+        click.echo("Note: the dev outbox is on; a test email is recorded there, not sent.\n")
     report = connectors[connector].test(send_to=send_to)
     click.echo(str(report))
     if not report.ok:
@@ -41,3 +44,10 @@ def connectors_command() -> None:
         )
         if connector.description:
             click.echo(f"    {connector.description}")
+
+
+@postmark_auth_cli.command("purge")
+def purge_command() -> None:
+    """Drop expired entries from the sign-in store (codes, links, counters)."""
+    dropped = state().store.purge()
+    click.echo(f"Dropped {dropped} expired entries.")

@@ -8,6 +8,7 @@ import gc
 import math
 import multiprocessing
 import os
+import queue
 import sqlite3
 import sys
 import threading
@@ -413,8 +414,15 @@ class TestSQLiteStore(StoreContract):
         ]
         for worker in workers:
             worker.start()
+        got: list[tuple[int, str | None]] = []
+        deadline = time.monotonic() + 60
         try:
-            got = [results.get(timeout=60) for _ in range(2 * rounds)]
+            while len(got) < 2 * rounds and time.monotonic() < deadline:
+                try:
+                    got.append(results.get(timeout=0.2))
+                except queue.Empty:
+                    if all(worker.exitcode is not None for worker in workers):
+                        break  # both died: fail below rather than wait
         finally:
             for worker in workers:
                 worker.join(timeout=30)
