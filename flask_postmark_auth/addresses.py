@@ -35,7 +35,7 @@ def normalize_email(value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidEmailError("Enter an email address.")
-    text = unicodedata.normalize("NFKC", value).strip()
+    text = unicodedata.normalize("NFKC", value).strip(" ")
     if not text:
         raise InvalidEmailError("Enter an email address.")
     if len(text) > MAX_ADDRESS_LENGTH or has_control_chars(text):

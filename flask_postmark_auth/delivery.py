@@ -52,7 +52,7 @@ class SendJob:
         )
 
 
-Runner = Callable[[SendJob], None]
+Runner = Callable[[SendJob], object]
 
 
 class BackgroundPool:

@@ -14,6 +14,7 @@ from flask_login import LoginManager
 from .connector import PostmarkConnector, accepted_answer
 from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
+from .flows import Flow, FlowResult, parse_flows
 from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load
 from .store import Store, StoreUnavailableError, open_store
@@ -93,6 +94,7 @@ class PostmarkAuth:
         self._find_user: Callable[[str], Any] | None = None
         self._create_user: Callable[[str], Any] | None = None
         self._background = BackgroundPool()
+        self._flows: list[Flow] = []
         if app is not None:
             self.init_app(app)
 
@@ -114,6 +116,7 @@ class PostmarkAuth:
         if outbox is not None:
             for connector in connectors.values():
                 connector.interceptor = outbox.intercept
+        flows = parse_flows(settings.flows, self._flows, connectors)
         users = UserDirectory(store, self._callbacks, settings.allow_signup)
         service = SignInService(
             app=app,
@@ -123,6 +126,7 @@ class PostmarkAuth:
             users=users,
             secret_keys=_secret_keys,
             background=self._background if settings.delivery == "background" else None,
+            flows=flows,
         )
         app.extensions[EXTENSION_KEY] = AuthState(
             settings=settings,
@@ -159,6 +163,26 @@ class PostmarkAuth:
 
     def _callbacks(self) -> tuple[Callable[[str], Any] | None, Callable[[str], Any] | None]:
         return self._find_user, self._create_user
+
+    # -- flows ------------------------------------------------------------------------------
+
+    def add_flow(self, flow: Flow) -> Flow:
+        """Declare a flow in Python, before ``init_app`` (it is checked there, like the
+        flows of ``POSTMARK_AUTH_FLOWS``)."""
+        self._flows.append(flow)
+        return flow
+
+    def run_flow(self, name: str, **context: Any) -> FlowResult:
+        """Run the flow ``name`` of the current app with ``context`` (``form=``, ``user=``,
+        ``request=``, or anything the templates use); each step's outcome is returned."""
+        st = state()
+        try:
+            flow = st.service.flows[name]
+        except KeyError:
+            raise LookupError(
+                f"No flow named {name!r}; configured: {sorted(st.service.flows)}."
+            ) from None
+        return st.service.run_flow(flow, context)
 
     # -- services ---------------------------------------------------------------------------
 

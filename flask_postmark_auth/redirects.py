@@ -24,10 +24,18 @@ def safe_next(
     """Return ``target`` when it is a path on this site, or a URL with the request's own
     scheme and host (or a host in ``allowed_hosts``); otherwise ``None``.
 
-    Refused outright: backslashes, control characters and whitespace anywhere, a ``//``
-    start, schemes other than http(s), user info in the host, and any target whose
-    percent-decoded form parses to a different scheme or host.
+    Refused outright: backslashes and control characters anywhere, raw spaces, a ``//``
+    start, schemes other than http(s), user info in the host, any target whose
+    percent-decoded form parses to a different scheme or host, and anything the URL
+    parser itself rejects (such as a malformed ``[`` host).
     """
+    try:
+        return _safe_next(target, scheme, host, allowed_hosts)
+    except ValueError:
+        return None
+
+
+def _safe_next(target: object, scheme: str, host: str, allowed_hosts: Iterable[str]) -> str | None:
     if not isinstance(target, str) or not target or len(target) > 2048 or " " in target:
         return None
     decoded = target

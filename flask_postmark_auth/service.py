@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from . import signals
 from .addresses import mask_email, normalize_email
-from .connector import PostmarkConnector
+from .connector import PostmarkConnector, SendResult
 from .delivery import BackgroundPool, SendJob
 from .errors import (
     DeliveryFailedError,
@@ -27,6 +27,8 @@ from .errors import (
     PostmarkError,
     ThrottledError,
 )
+from .flows import Flow, FlowResult, RenderedStep
+from .flows import run_flow as run_flow_steps
 from .redirects import safe_next as safe_target
 from .settings import Settings
 from .store import Store
@@ -82,6 +84,7 @@ class SignInService:
         users: UserDirectory,
         secret_keys: Callable[[], Sequence[str | bytes]],
         background: BackgroundPool | None = None,
+        flows: Mapping[str, Flow] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
@@ -90,6 +93,7 @@ class SignInService:
         self.users = users
         self._secret_keys = secret_keys
         self._background = background
+        self.flows: Mapping[str, Flow] = flows or {}
         self._subjects = SandboxedEnvironment(autoescape=False)
 
     # -- throttles --------------------------------------------------------------------------
@@ -272,8 +276,12 @@ class SignInService:
         )
 
     def signed_in(self, result: SignedIn) -> None:
-        """After Flask-Login has the user: the signal (flows hook in here)."""
+        """After Flask-Login has the user: the signal, then the triggered flows."""
         signals.user_signed_in.send(self.app, user=result.user, method=result.method)
+        context = {"user": result.user, "email": result.email, "method": result.method}
+        if result.created:
+            self.run_triggered("signed_up", context)
+        self.run_triggered("signed_in", context)
 
     def _give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
         """Undo what a send that never happened used: its resend wait, its hourly quota
@@ -352,42 +360,86 @@ class SignInService:
             )
         )
 
-    def deliver(self, job: SendJob) -> None:
-        """Hand ``job`` to the configured ``DELIVERY``: inline, background pool, or callable."""
+    def deliver(self, job: SendJob) -> SendResult | None:
+        """Hand ``job`` to the configured ``DELIVERY``: sent inline (its result returned),
+        queued on the background pool, or passed to the app's callable (``None``)."""
         mode = self.settings.delivery
         if mode == "sync":
-            self.run_job(job)
-        elif mode == "background":
+            return self.run_job(job)
+        if mode == "background":
             assert self._background is not None
             self._background.submit(self.app, self.run_job, job)
         else:
             assert callable(mode)
             mode(job)
+        return None
 
-    def run_job(self, job: SendJob) -> None:
-        """Send ``job`` now. A recipient's fault (inactive, invalid) counts as sent, to not
-        reveal the address; a fault of the service gives back the throttle it used and
-        raises :class:`DeliveryFailedError`. Either fires ``delivery_failed``."""
+    def run_job(self, job: SendJob) -> SendResult | None:
+        """Send ``job`` now and fire ``delivery_failed`` if it fails.
+
+        For sign-in mail, a recipient's fault (inactive, invalid) counts as sent, so the
+        answer does not reveal the address; a fault of the service gives back the throttles
+        the send used and raises :class:`DeliveryFailedError`. Any other job (a flow step)
+        raises the connector's error for its caller to report.
+        """
         connector = self.connectors[job.connector]
         options = dict(job.message)
         try:
             if "template" in options:
-                connector.send_template(
+                result = connector.send_template(
                     options.pop("to"), options.pop("template"), options.pop("model"), **options
                 )
             else:
-                connector.send(options.pop("to"), options.pop("subject"), **options)
+                result = connector.send(options.pop("to"), options.pop("subject"), **options)
         except (PostmarkError, MessageValidationError) as exc:
             signals.delivery_failed.send(
                 self.app, email=job.recipient, error=exc, purpose=job.purpose
             )
+            if job.purpose not in _TAGS:
+                log.warning("%s to %s failed: %s", job.purpose, mask_email(job.recipient), exc)
+                raise
             if isinstance(exc, PostmarkError) and exc.recipient_error:
                 log.warning("Postmark refused mail for %s: %s", mask_email(job.recipient), exc)
-                return
+                return None
             log.error("sending %s to %s failed: %s", job.purpose, mask_email(job.recipient), exc)
             self._give_back(job.release_delete, job.release_unhit)
             raise DeliveryFailedError() from exc
         log.info("sent %s to %s", job.purpose, mask_email(job.recipient))
+        return result
+
+    # -- flows ------------------------------------------------------------------------------
+
+    def run_flow(self, flow: Flow, context: Mapping[str, Any]) -> FlowResult:
+        """Run ``flow`` through ``DELIVERY``; fires ``flow_finished``."""
+
+        def send(step: RenderedStep) -> str | None:
+            job = SendJob(
+                connector=step.connector,
+                purpose=f"flow {flow.name!r} step {step.index + 1}",
+                recipient=step.to or "",
+                message=dict(step.message),
+            )
+            result = self.deliver(job)
+            return None if result is None else result.message_id
+
+        result = run_flow_steps(flow, context, send)
+        for outcome in result.steps:
+            if outcome.status == "failed":
+                log.warning(
+                    "flow %r step %d failed: %s", flow.name, outcome.index + 1, outcome.error
+                )
+        signals.flow_finished.send(self.app, flow=flow.name, result=result)
+        return result
+
+    def run_triggered(self, trigger: str, context: Mapping[str, Any]) -> None:
+        """Run the flows of ``trigger``; a failing flow is logged, never raised."""
+        for flow in self.flows.values():
+            if flow.trigger != trigger:
+                continue
+            try:
+                self.run_flow(flow, context)
+            except Exception:
+                log.exception("flow %r (trigger %s) failed", flow.name, trigger)
 
 
 def _ceil(seconds: float) -> int:
