@@ -21,6 +21,23 @@ from flask_postmark_auth.extension import state
 
 auth = PostmarkAuth()
 
+#: The contact form's flow: a thank-you to whoever wrote, rendered from the form.
+FLOWS = {
+    "contact": {
+        "description": "Thank people who use the contact form",
+        "steps": [
+            {
+                "to": "{{ form.email }}",
+                "subject": "Thanks for writing, {{ form.name or 'friend' }}",
+                "text": "We got your message:\n\n{{ form.message }}\n\nThe demo team",
+                "html": "<p>We got your message:</p><blockquote>{{ form.message }}</blockquote>"
+                "<p>The demo team</p>",
+                "tag": "contact",
+            }
+        ],
+    }
+}
+
 
 def create_app(config: dict[str, Any] | None = None) -> Flask:
     """Build the demo app; ``config`` overrides everything (tests use it)."""
@@ -32,6 +49,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
                 app.config[name] = json.loads(value)
             except ValueError:
                 app.config[name] = value
+    app.config.setdefault("POSTMARK_AUTH_FLOWS", FLOWS)
     app.config.update(config or {})
     if not app.config.get("POSTMARK_AUTH_SERVER_TOKEN"):
         from flask_postmark_auth.testing import FakePostmark
@@ -67,5 +85,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         if request.method == "POST":
             report = auth.connector().test(send_to=request.form.get("send_to") or None)
         return render_template("connector.html", connector=auth.connector(), report=report)
+
+    @app.route("/contact", methods=["GET", "POST"])
+    def contact() -> str:
+        result = None
+        form = request.form.to_dict() if request.method == "POST" else {}
+        if request.method == "POST":
+            form.pop("csrf_token", None)
+            result = auth.run_flow("contact", form=form)
+        return render_template("contact.html", result=result, form=form)
 
     return app

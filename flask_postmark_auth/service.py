@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from email.utils import parseaddr
 from typing import Any
 
 from flask import Flask, render_template
@@ -141,7 +142,7 @@ class SignInService:
             key = f"otp:{address}"
             self.store.set(key, json.dumps(record), self.settings.otp_ttl)
             if may_send:
-                context = self._email_context(address, origin, self.settings.otp_ttl)
+                context = self._email_context(OTP, address, origin, self.settings.otp_ttl)
                 context["code"] = code
                 self._send(OTP, address, context, release=((resend, key), (quota,)))
                 signals.code_sent.send(self.app, email=address, user=user)
@@ -210,7 +211,9 @@ class SignInService:
                 key = f"link:{nonce}"
                 record = {"email": address, "next": self.safe_next(next_url, origin)}
                 self.store.set(key, json.dumps(record), self.settings.magic_link_ttl)
-                context = self._email_context(address, origin, self.settings.magic_link_ttl)
+                context = self._email_context(
+                    MAGIC_LINK, address, origin, self.settings.magic_link_ttl
+                )
                 context["link"] = link_for(self._signer().dumps(nonce))
                 self._send(MAGIC_LINK, address, context, release=((resend, key), (quota,)))
                 signals.magic_link_sent.send(self.app, email=address, user=user)
@@ -308,19 +311,22 @@ class SignInService:
             allowed_hosts=self.settings.allowed_redirect_hosts,
         )
 
-    def _email_context(self, address: str, origin: Origin, ttl: int) -> dict[str, Any]:
+    def _email_context(
+        self, method: str, address: str, origin: Origin, ttl: int
+    ) -> dict[str, Any]:
         return {
             "email": address,
             "expires_in_minutes": max(1, ttl // 60),
             "request_ip": origin.ip,
-            "app_name": self.app_name(origin),
+            "app_name": self.app_name(method, origin),
         }
 
-    def app_name(self, origin: Origin) -> str:
-        """How emails name the app: the display name of the From address, else the host."""
-        connector = self.connectors[self.settings.otp_connector]
-        name, _, _ = connector.from_email.partition("<")
-        return name.strip().strip('"') or origin.host.split(":")[0]
+    def app_name(self, method: str, origin: Origin) -> str:
+        """How emails name the app: the display name of the From address of the method's
+        connector, else the host."""
+        name = self.settings.otp_connector if method == OTP else self.settings.magic_link_connector
+        display, _ = parseaddr(self.connectors[name].from_email)
+        return display.strip() or origin.host.split(":")[0]
 
     # -- delivery ---------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from flask import (
 from flask_login import login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from markupsafe import Markup, escape
+from werkzeug.exceptions import NotFound
 from werkzeug.wrappers import Response as BaseResponse
 from wtforms.validators import ValidationError
 
@@ -54,7 +55,10 @@ def wants_json() -> bool:
 def form() -> dict[str, Any]:
     """The POST body as a dict (form or JSON object); a JSON non-object is empty."""
     if request.is_json:
-        data = request.get_json(silent=True)
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # absurdly nested JSON: treat it as no body at all
+            data = None
         return data if isinstance(data, dict) else {}
     return request.form.to_dict()
 
@@ -135,6 +139,16 @@ def sign_in_error(exc: SignInError) -> BaseResponse:
     return answer_error(exc)
 
 
+@bp.errorhandler(NotFound)
+def not_found(exc: NotFound) -> BaseResponse:
+    """JSON clients get JSON for a switched-off method or the outbox when it is off."""
+    if wants_json():
+        response = jsonify(error="not_found", message="Not found.")
+        response.status_code = 404
+        return response
+    return exc.get_response()
+
+
 @bp.errorhandler(StoreUnavailableError)
 def store_down(exc: StoreUnavailableError) -> BaseResponse:
     log.error("sign-in store unavailable: %s", exc)
@@ -162,12 +176,14 @@ def answer_error(exc: SignInError | None) -> BaseResponse:
         response = jsonify(body)
         response.status_code = status
     else:
-        response = render_error_page(message, status, extra)
+        response = render_error_page(code, message, status, extra)
     response.headers.update(headers)
     return response
 
 
-def render_error_page(message: str, status: int, extra: dict[str, object]) -> BaseResponse:
+def render_error_page(
+    code: str, message: str, status: int, extra: dict[str, object]
+) -> BaseResponse:
     endpoint = request.endpoint or ""
     data = form() if request.method == "POST" else {}
     if endpoint == "postmark_auth.verify_code":
@@ -182,7 +198,9 @@ def render_error_page(message: str, status: int, extra: dict[str, object]) -> Ba
         )
     if endpoint == "postmark_auth.magic_link":
         token = (request.view_args or {}).get("token", "")
-        return page("magic_link.html", status, valid=False, token=token, error=message)
+        # A stale form (CSRF) does not make the link itself invalid: offer the button again.
+        valid = code == "csrf" and state().service.link_is_valid(token)
+        return page("magic_link.html", status, valid=valid, token=token, error=message)
     return page(
         "login.html",
         status,
@@ -245,7 +263,8 @@ def request_code() -> BaseResponse:
         response.status_code = 202
         return response
     session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
-    return see_other(url_for(".verify_code", next=text(data, "next") or None))
+    target = state().service.safe_next(data.get("next"), origin())
+    return see_other(url_for(".verify_code", next=target))
 
 
 @bp.route("/otp/verify", methods=["GET", "POST"])
