@@ -106,7 +106,7 @@ class _Retry(Retry):
             return 0.0
         delay = min(float(self.backoff_max), self.backoff_factor * 2.0 ** (attempts - 1))
         # Jitter spreads retries from many workers; it needs no cryptographic randomness.
-        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311
+        return delay / 2 + random.uniform(0, delay / 2)  # noqa: S311  # nosec B311
 
 
 class PostmarkConnector:

@@ -288,7 +288,8 @@ def build_connectors(settings: Settings) -> dict[str, PostmarkConnector]:
             )
         connectors["default"] = PostmarkConnector(
             "default",
-            server_token="dev-outbox",  # noqa: S106 - never sent: the outbox intercepts
+            # A placeholder, never sent: the outbox intercepts every message.
+            server_token="dev-outbox",  # noqa: S106  # nosec B106
             from_email=from_email or DEV_OUTBOX_FROM,
             message_stream=settings.message_stream,
             description="Dev outbox: mail is recorded, not sent",

@@ -370,14 +370,12 @@ class SignInService:
         """Hand ``job`` to the configured ``DELIVERY``: sent inline (its result returned),
         queued on the background pool, or passed to the app's callable (``None``)."""
         mode = self.settings.delivery
-        if mode == "sync":
-            return self.run_job(job)
-        if mode == "background":
-            assert self._background is not None
+        if mode == "background" and self._background is not None:
             self._background.submit(self.app, self.run_job, job)
-        else:
-            assert callable(mode)
+        elif callable(mode):
             mode(job)
+        else:
+            return self.run_job(job)
         return None
 
     def run_job(self, job: SendJob) -> SendResult | None:

@@ -20,10 +20,13 @@ METHODS = ("otp", "magic_link")
 #: Events a flow can be triggered by.
 TRIGGERS = ("signed_in", "signed_up")
 
+#: No Server API Token until the app gives one.
+NO_TOKEN = None
+
 #: Key (without the prefix) -> default. ``STORE`` and ``DEV_OUTBOX`` are resolved at
 #: ``init_app`` when left as ``None`` (see :func:`load`).
 DEFAULTS: dict[str, Any] = {
-    "SERVER_TOKEN": None,
+    "SERVER_TOKEN": NO_TOKEN,
     "FROM_EMAIL": None,
     "MESSAGE_STREAM": "outbound",
     "CONNECTORS": {},
@@ -44,7 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "ALLOW_SIGNUP": True,
     "LOGIN_REDIRECT": "/",
     "ALLOWED_REDIRECT_HOSTS": [],
-    "OTP_SUBJECT": "Your sign-in code for {{ app_name }}: {{ code }}",
+    "OTP_SUBJECT": "Your sign-in code for {{ app_name }}",
     "MAGIC_LINK_SUBJECT": "Your sign-in link for {{ app_name }}",
     "OTP_TEMPLATE": None,
     "MAGIC_LINK_TEMPLATE": None,

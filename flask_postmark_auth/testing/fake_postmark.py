@@ -70,7 +70,8 @@ from urllib.parse import unquote, urlsplit
 __all__ = ["FakePostmark", "RecordedMessage", "RecordedRequest"]
 
 #: The token the fake expects when none is given.
-DEFAULT_SERVER_TOKEN = "fake-server-token"  # noqa: S105 - a fake's well-known test token
+#: (A fake's well-known test token, not a secret.)
+DEFAULT_SERVER_TOKEN = "fake-server-token"  # noqa: S105  # nosec B105
 #: Postmark's limits (Swagger descriptions, API overview, custom metadata FAQ).
 MAX_RECIPIENTS = 50
 MAX_BATCH_MESSAGES = 500
