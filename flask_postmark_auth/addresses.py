@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 from email_validator import EmailNotValidError, validate_email
 
@@ -35,6 +36,13 @@ def normalize_email(value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidEmailError("Enter an email address.")
+    return _normalize(value)
+
+
+@lru_cache(maxsize=4096)
+def _normalize(value: str) -> str:
+    # Cached: a sign-in normalizes the same address when the code is asked for and again
+    # when it is typed; only valid results are kept (a refusal raises, and is not cached).
     text = unicodedata.normalize("NFKC", value).strip(" ")
     if not text:
         raise InvalidEmailError("Enter an email address.")

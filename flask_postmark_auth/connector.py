@@ -59,11 +59,17 @@ _SEND_OPTIONS = (
 
 @dataclass(frozen=True)
 class SendResult:
-    """One message Postmark accepted."""
+    """One message Postmark accepted. ``submitted_at`` is parsed from Postmark's
+    ``SubmittedAt`` when first read (a batch of 500 need not parse 500 timestamps)."""
 
     message_id: str
     to: str
-    submitted_at: datetime | None
+    submitted: str | None = field(default=None, repr=False)
+
+    @property
+    def submitted_at(self) -> datetime | None:
+        """When Postmark accepted the message, timezone-aware, or ``None``."""
+        return _parse_time(self.submitted)
 
 
 @dataclass
@@ -527,11 +533,13 @@ class PostmarkConnector:
             message = str(answer.get("Message") or "Postmark refused the message.")
             return error_for(422, code if isinstance(code, int) else None, message)
         to = str(answer.get("To", ""))
-        log.debug("Postmark accepted a message for %s", mask_email(to))
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("Postmark accepted a message for %s", mask_email(to))
+        submitted = answer.get("SubmittedAt")
         return SendResult(
             message_id=str(answer["MessageID"]),
             to=to,
-            submitted_at=_parse_time(answer.get("SubmittedAt")),
+            submitted=submitted if isinstance(submitted, str) else None,
         )
 
 

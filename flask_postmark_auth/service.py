@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from email.utils import parseaddr
 from typing import Any
 
-from flask import Flask, render_template
+from flask import Flask
+from jinja2 import Template, TemplateSyntaxError
 from jinja2.sandbox import SandboxedEnvironment
 
 from . import signals
@@ -21,6 +22,7 @@ from .addresses import mask_email, normalize_email
 from .connector import PostmarkConnector, SendResult
 from .delivery import BackgroundPool, SendJob
 from .errors import (
+    ConfigurationError,
     DeliveryFailedError,
     InvalidCodeError,
     InvalidLinkError,
@@ -31,7 +33,7 @@ from .errors import (
 from .flows import Flow, FlowResult, RenderedStep
 from .flows import run_flow as run_flow_steps
 from .redirects import safe_next as safe_target
-from .settings import Settings
+from .settings import Settings, key
 from .store import Store
 from .tokens import LinkSigner, code_hash, code_matches, new_code, new_nonce
 from .users import UserDirectory
@@ -95,7 +97,23 @@ class SignInService:
         self._secret_keys = secret_keys
         self._background = background
         self.flows: Mapping[str, Flow] = flows or {}
-        self._subjects = SandboxedEnvironment(autoescape=False)
+        self._display_names = {
+            method: parseaddr(connectors[name].from_email)[0].strip()
+            for method, name in (
+                (OTP, settings.otp_connector),
+                (MAGIC_LINK, settings.magic_link_connector),
+            )
+        }
+        subjects = SandboxedEnvironment(autoescape=False)
+        self._subjects: dict[str, Template] = {}
+        for method, name, source in (
+            (OTP, "OTP_SUBJECT", settings.otp_subject),
+            (MAGIC_LINK, "MAGIC_LINK_SUBJECT", settings.magic_link_subject),
+        ):
+            try:
+                self._subjects[method] = subjects.from_string(source)
+            except TemplateSyntaxError as exc:
+                raise ConfigurationError(f"{key(name)}: {exc.message}; fix the Jinja.") from exc
 
     # -- throttles --------------------------------------------------------------------------
 
@@ -289,10 +307,10 @@ class SignInService:
     def _give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
         """Undo what a send that never happened used: its resend wait, its hourly quota
         and its code or link."""
-        for key in delete:
-            self.store.delete(key)
-        for key in unhit:
-            self.store.unhit(key)
+        for entry in delete:
+            self.store.delete(entry)
+        for entry in unhit:
+            self.store.unhit(entry)
 
     def _failed(self, address: str | None, method: str, reason: str) -> None:
         log.info(
@@ -324,9 +342,7 @@ class SignInService:
     def app_name(self, method: str, origin: Origin) -> str:
         """How emails name the app: the display name of the From address of the method's
         connector, else the host."""
-        name = self.settings.otp_connector if method == OTP else self.settings.magic_link_connector
-        display, _ = parseaddr(self.connectors[name].from_email)
-        return display.strip() or origin.host.split(":")[0]
+        return self._display_names[method] or origin.host.split(":")[0]
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -338,7 +354,6 @@ class SignInService:
         release: tuple[tuple[str, ...], tuple[str, ...]],
     ) -> None:
         settings = self.settings
-        subject_source = settings.otp_subject if method == OTP else settings.magic_link_subject
         template = settings.otp_template if method == OTP else settings.magic_link_template
         options: dict[str, Any] = {
             "to": address,
@@ -350,9 +365,9 @@ class SignInService:
             options.update(template=template, model=context)
         else:
             options.update(
-                subject=self._subjects.from_string(subject_source).render(context).strip(),
-                text_body=render_template(f"postmark_auth/email/{method}.txt", **context),
-                html_body=render_template(f"postmark_auth/email/{method}.html", **context),
+                subject=self._subjects[method].render(context).strip(),
+                text_body=self._render_email(f"{method}.txt", context),
+                html_body=self._render_email(f"{method}.html", context),
             )
         connector = settings.otp_connector if method == OTP else settings.magic_link_connector
         self.deliver(
@@ -365,6 +380,11 @@ class SignInService:
                 release_unhit=release[1],
             )
         )
+
+    def _render_email(self, name: str, context: dict[str, Any]) -> str:
+        """Render an email template (the app's own file of that name wins) with exactly the
+        documented context: no request context processors, so it costs little."""
+        return self.app.jinja_env.get_template(f"postmark_auth/email/{name}").render(context)
 
     def deliver(self, job: SendJob) -> SendResult | None:
         """Hand ``job`` to the configured ``DELIVERY``: sent inline (its result returned),

@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from functools import lru_cache
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeTimedSerializer
 
@@ -32,10 +33,15 @@ def _to_bytes(key: str | bytes) -> bytes:
     return key.encode() if isinstance(key, str) else key
 
 
+@lru_cache(maxsize=16)
+def _code_key(secret_key: bytes) -> bytes:
+    return hmac.new(secret_key, CODE_KEY_CONTEXT, hashlib.sha256).digest()
+
+
 def code_hash(secret_key: str | bytes, email: str, code: str) -> str:
     """The keyed hash under which a code is kept: HMAC-SHA256 with a key derived from the
     app's secret key, over the address and the code (so equal codes never hash alike)."""
-    key = hmac.new(_to_bytes(secret_key), CODE_KEY_CONTEXT, hashlib.sha256).digest()
+    key = _code_key(_to_bytes(secret_key))
     return hmac.new(key, f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
 
 
