@@ -60,6 +60,7 @@ class BackgroundPool:
 
     def __init__(self, workers: int = BACKGROUND_WORKERS, queue: int = BACKGROUND_QUEUE) -> None:
         self._workers = workers
+        self._queue = queue
         self._slots = threading.BoundedSemaphore(queue)
         self._lock = threading.Lock()
         self._executor: ThreadPoolExecutor | None = None
@@ -73,25 +74,29 @@ class BackgroundPool:
                 self._executor = ThreadPoolExecutor(
                     self._workers, thread_name_prefix="postmark-auth-send"
                 )
+                # A forked child has none of its parent's threads or queued jobs.
                 self._pending = set()
+                self._slots = threading.BoundedSemaphore(self._queue)
                 self._pid = os.getpid()
             return self._executor
 
     def submit(self, app: Flask, runner: Runner, job: SendJob) -> None:
         """Queue ``job``; when the queue is full, send it inline rather than drop it."""
-        if not self._slots.acquire(blocking=False):
+        pool = self._pool()
+        slots = self._slots
+        if not slots.acquire(blocking=False):
             log.warning("background send queue is full; sending inline")
             _run_logged(app, runner, job)
             return
-        future = self._pool().submit(_run_logged, app, runner, job)
+        future = pool.submit(_run_logged, app, runner, job)
         with self._lock:
             self._pending.add(future)
-        future.add_done_callback(self._done)
+        future.add_done_callback(lambda done: self._done(done, slots))
 
-    def _done(self, future: Future[None]) -> None:
+    def _done(self, future: Future[None], slots: threading.BoundedSemaphore) -> None:
         with self._lock:
             self._pending.discard(future)
-        self._slots.release()
+        slots.release()
 
     def flush(self, timeout: float | None = None) -> bool:
         """Wait for every queued job; True when none is left."""

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import os
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, quote, urlencode
 
 from .base import Clock, Store, StoreUnavailableError
 from .memory import MemoryStore
@@ -52,16 +52,31 @@ def open_store(uri: str, *, instance_path: str, clock: Clock | None = None) -> S
 
 
 def _sqlite_path(uri: str, rest: str, instance_path: str) -> str:
-    """``sqlite:///name.db`` is relative to the instance folder, ``sqlite:////abs.db`` absolute."""
+    """``sqlite:///name.db`` is relative to the instance folder, ``sqlite:////abs.db`` absolute.
+
+    A query may set ``mode`` (``ro``, ``rw``, ``rwc``), as SQLAlchemy's ``file:`` spelling
+    does; the path then becomes a SQLite ``file:`` URI. Any other query is refused.
+    """
+    rest, _, query = rest.partition("?")
     if not rest.startswith("/") or rest == "/":
         raise ValueError(
             f"SQLite store URI {uri!r} needs three slashes and a file name: "
             "sqlite:///name.db (in the instance folder) or sqlite:////absolute/path.db"
         )
     path = rest[1:]
+    if path.startswith("file:"):
+        path = path[len("file:") :]
     if path == ":memory:":
         raise ValueError("an in-memory SQLite store is not shared between threads; use memory://")
-    return path if os.path.isabs(path) else os.path.join(instance_path, path)
+    path = path if os.path.isabs(path) else os.path.join(instance_path, path)
+    options = dict(parse_qsl(query, keep_blank_values=True))
+    options.pop("uri", None)
+    unknown = set(options) - {"mode"}
+    if unknown or options.get("mode", "rwc") not in ("ro", "rw", "rwc"):
+        raise ValueError(f"SQLite store URI {uri!r}: the only query option is mode=ro, rw or rwc")
+    if options:
+        return f"file:{quote(path)}?{urlencode(options)}"
+    return path
 
 
 def _split_prefix(uri: str) -> tuple[str, str]:

@@ -1,0 +1,265 @@
+"""Several machines (issue 7, item 2): two instances of the example app, separate gunicorn
+processes on separate ports, sharing one Redis (each run under a prefix of its own). Whatever
+one instance writes, the other sees: codes, links, throttles, attempt counters, built-in users
+(so a ``signed_up`` flow fires once) and the dev outbox."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+import requests
+
+from flask_postmark_auth.testing import FakePostmark
+from tests.conftest import code_in, link_in
+from tests.redis_server import delete_prefix, server_url, unique_prefix
+from tests.reliability.processes import (
+    GunicornApp,
+    Visitor,
+    app_env,
+    as_mail,
+    count_mail,
+    mail_to,
+)
+
+pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+
+FLOWS = {
+    "welcome": {
+        "trigger": "signed_up",
+        "steps": [
+            {
+                "to": "{{ user.email }}",
+                "subject": "Welcome aboard",
+                "text": "Welcome, {{ user.email }}.",
+                "tag": "welcome",
+            }
+        ],
+    },
+    "new-sign-in": {
+        "trigger": "signed_in",
+        "steps": [
+            {
+                "to": "{{ user.email }}",
+                "subject": "A new sign-in",
+                "text": "You just signed in by {{ method }}.",
+                "tag": "signed-in",
+            }
+        ],
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def redis_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (found on 127.0.0.1:6379 or started); skips, or fails in CI,
+    without one."""
+    return server_url(request.config)
+
+
+@pytest.fixture(scope="module")
+def fake() -> Iterator[FakePostmark]:
+    with FakePostmark() as server:
+        yield server
+
+
+class Pair:
+    """Instances A and B of one deployment."""
+
+    def __init__(self, a: GunicornApp, b: GunicornApp) -> None:
+        self.a = a
+        self.b = b
+
+
+@contextmanager
+def start_pair(
+    name: str,
+    redis_url: str,
+    folder: Path,
+    fake: FakePostmark,
+    settings: dict[str, object],
+    extra: dict[str, str] | None = None,
+) -> Iterator[Pair]:
+    prefix = unique_prefix()
+    store = f"{redis_url}?prefix={quote(prefix, safe='')}"
+    env = app_env(fake, {"STORE": store, "IP_REQUESTS_PER_HOUR": 100_000, **settings}, extra)
+    try:
+        with (
+            GunicornApp(f"{name}-a", env, folder) as a,
+            GunicornApp(f"{name}-b", env, folder) as b,
+        ):
+            yield Pair(a, b)
+    finally:
+        delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(scope="module")
+def pair(
+    redis_url: str, fake: FakePostmark, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pair]:
+    """Two production-like instances: mail goes to FakePostmark; sign-in flows configured."""
+    folder = tmp_path_factory.mktemp("machines")
+    with start_pair(
+        "machine", redis_url, folder, fake, {"DEV_OUTBOX": False, "FLOWS": FLOWS}
+    ) as both:
+        yield both
+
+
+def new_address(label: str) -> str:
+    return f"{label}-{uuid.uuid4().hex[:8]}@example.com"
+
+
+def test_a_code_requested_on_a_verifies_on_b(pair: Pair, fake: FakePostmark) -> None:
+    address = new_address("code")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        assert on_a.post("/auth/otp", {"email": address}).status_code == 202
+        code = code_in(mail_to(fake, address, "otp"))
+        signed_in = on_b.post("/auth/otp/verify", {"email": address, "code": code})
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["user"]["email"] == address
+        assert on_b.get("/account").status_code == 200
+        again = on_a.post("/auth/otp/verify", {"email": address, "code": code})
+        assert again.status_code == 400
+        assert again.json() == {
+            "error": "invalid_code",
+            "message": again.json()["message"],
+            "attempts_left": 0,
+        }
+
+
+def test_a_link_sent_by_a_is_consumed_on_b_then_refused_on_a(
+    pair: Pair, fake: FakePostmark
+) -> None:
+    address = new_address("link")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        assert on_a.post("/auth/magic-link", {"email": address}).status_code == 202
+        link = link_in(mail_to(fake, address, "magic-link"))
+        assert on_a.get(link).json() == {"valid": True}  # the confirm page changes nothing
+        signed_in = on_b.post(link)
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["user"]["email"] == address
+        assert on_a.get(link).json() == {"valid": False}
+        refused = on_a.post(link)
+        assert refused.status_code == 400
+        assert refused.json()["error"] == "invalid_link"
+
+
+def test_throttles_are_shared(pair: Pair, fake: FakePostmark) -> None:
+    address = new_address("throttle")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        assert on_a.post("/auth/otp", {"email": address}).status_code == 202
+        refused = on_b.post("/auth/otp", {"email": address})
+        assert refused.status_code == 429
+        assert refused.json()["error"] == "rate_limited"
+        assert 1 <= int(refused.headers["Retry-After"]) <= 30
+        # The interval is per method: a link may go, once.
+        assert on_b.post("/auth/magic-link", {"email": address}).status_code == 202
+        assert on_a.post("/auth/magic-link", {"email": address}).status_code == 429
+    assert count_mail(fake, {address}) == 2
+
+
+def test_wrong_guesses_split_across_a_and_b_exhaust_the_attempts(
+    pair: Pair, fake: FakePostmark
+) -> None:
+    address = new_address("guess")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        assert on_a.post("/auth/otp", {"email": address}).status_code == 202
+        code = code_in(mail_to(fake, address, "otp"))
+        wrong = f"{(int(code) + 1) % 1_000_000:06d}"
+        left = []
+        for n in range(5):  # OTP_MAX_ATTEMPTS is 5
+            visitor = on_a if n % 2 == 0 else on_b
+            answer = visitor.post("/auth/otp/verify", {"email": address, "code": wrong})
+            assert answer.status_code == 400
+            left.append(answer.json()["attempts_left"])
+        assert left == [4, 3, 2, 1, 0]
+        for visitor in (on_b, on_a):  # the right code is void now, on both
+            answer = visitor.post("/auth/otp/verify", {"email": address, "code": code})
+            assert answer.status_code == 400
+            assert answer.json()["attempts_left"] == 0
+
+
+def test_signed_up_flow_fires_once_when_one_new_address_signs_in_on_a_then_b(
+    pair: Pair, fake: FakePostmark
+) -> None:
+    address = new_address("newcomer")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        assert on_a.post("/auth/otp", {"email": address}).status_code == 202
+        code = code_in(mail_to(fake, address, "otp"))
+        assert on_a.post("/auth/otp/verify", {"email": address, "code": code}).status_code == 200
+        assert on_b.post("/auth/magic-link", {"email": address}).status_code == 202
+        link = link_in(mail_to(fake, address, "magic-link"))
+        assert on_b.post(link).status_code == 200
+    assert count_mail(fake, {address}, "welcome") == 1
+    assert count_mail(fake, {address}, "signed-in") == 2
+
+
+def test_signed_up_flow_fires_once_when_a_and_b_sign_the_new_address_in_at_once(
+    pair: Pair, fake: FakePostmark, report: Callable[[str], None]
+) -> None:
+    rounds = 6
+    for _ in range(rounds):
+        address = new_address("together")
+        with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+            assert on_a.post("/auth/otp", {"email": address}).status_code == 202
+            assert on_b.post("/auth/magic-link", {"email": address}).status_code == 202
+            code = code_in(mail_to(fake, address, "otp"))
+            link = link_in(mail_to(fake, address, "magic-link"))
+            barrier = threading.Barrier(2)
+
+            def post(
+                visitor: Visitor,
+                path: str,
+                body: dict[str, Any],
+                barrier: threading.Barrier = barrier,
+            ) -> requests.Response:
+                barrier.wait(timeout=30)
+                return visitor.post(path, body)
+
+            with ThreadPoolExecutor(2) as pool:
+                by_code = pool.submit(
+                    post, on_a, "/auth/otp/verify", {"email": address, "code": code}
+                )
+                by_link = pool.submit(post, on_b, link, {})
+                statuses = [by_code.result().status_code, by_link.result().status_code]
+        assert statuses == [200, 200]
+        assert count_mail(fake, {address}, "welcome") == 1
+        assert count_mail(fake, {address}, "signed-in") == 2
+    report(
+        f"several machines: {rounds} new addresses signed in on A and B at the same moment: "
+        "one welcome (signed_up) email each, two signed_in emails each"
+    )
+
+
+def test_the_dev_outbox_shows_a_message_once(
+    redis_url: str, fake: FakePostmark, tmp_path: Path
+) -> None:
+    """Both instances in debug mode (FLASK_DEBUG=1, the only way to be allowed the outbox
+    outside testing) record mail in the shared store instead of sending it."""
+    settings: dict[str, object] = {"DEV_OUTBOX": True}
+    with start_pair("outbox", redis_url, tmp_path, fake, settings, {"FLASK_DEBUG": "1"}) as pair:
+        a_code, b_link = new_address("outbox-code"), new_address("outbox-link")
+        before = len(fake.messages)
+        with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+            assert on_a.post("/auth/otp", {"email": a_code}).status_code == 202
+            assert on_b.post("/auth/magic-link", {"email": b_link}).status_code == 202
+            seen_on_a = on_a.get("/auth/dev/outbox").json()["messages"]
+            seen_on_b = on_b.get("/auth/dev/outbox").json()["messages"]
+            assert seen_on_a == seen_on_b
+            assert [m["to"] for m in seen_on_b] == [b_link, a_code]  # newest first, once each
+            assert [m["tag"] for m in seen_on_b] == ["magic-link", "otp"]
+            code = code_in(as_mail(seen_on_b[1]))
+            assert (
+                on_b.post("/auth/otp/verify", {"email": a_code, "code": code}).status_code == 200
+            )
+            assert on_a.post(link_in(as_mail(seen_on_a[0]))).status_code == 200
+            assert on_b.post("/auth/dev/outbox/clear").json() == {"status": "cleared"}
+            assert on_a.get("/auth/dev/outbox").json() == {"messages": []}
+        assert len(fake.messages) == before  # nothing went to "Postmark"
