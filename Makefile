@@ -5,7 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test lint bench install clean
+MIN_VENV := .venv-min
+
+.PHONY: demo test test-min lint bench install clean e2e screenshots chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,12 +28,44 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict flask_postmark_auth
+	$(BIN)/bandit -q -r flask_postmark_auth
+	$(BIN)/python -m pip check
 
 test: lint
 	$(BIN)/pytest
+
+# The suite (less browser and multi-process tests) on the lowest versions setup.cfg allows.
+test-min:
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(PYTHON) .ci/min_requirements.py setup.cfg > $(MIN_VENV)/floor.txt
+	$(MIN_VENV)/bin/python -m pip install --quiet -c $(MIN_VENV)/floor.txt -e '.[redis,test]'
+	$(MIN_VENV)/bin/python -m pip check
+	$(MIN_VENV)/bin/python -m pip list | grep -iE '^(flask|flask-login|flask-wtf|itsdangerous|requests|urllib3|email.validator|redis) '
+	$(MIN_VENV)/bin/pytest -p no:cacheprovider -m 'not browser and not reliability'
+
+# The browser tests alone (headless Chromium, tests/e2e).
+e2e: $(STAMP)
+	$(BIN)/pytest tests/e2e
+
+# PNGs of the demo for the README, written to docs/screenshots/.
+screenshots: $(STAMP)
+	$(BIN)/python -m tests.e2e.screenshots
+
+# Debian's Chromium for the browser tests, when it is missing (needs root).
+chromium:
+	@if command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium; then \
+	  echo "chromium is installed: $$(command -v chromium || echo /usr/bin/chromium)"; \
+	elif [ "$$(id -u)" != 0 ]; then \
+	  echo "chromium is missing: run 'sudo make chromium' (apt-get needs root)" >&2; exit 1; \
+	else \
+	  DEBIAN_FRONTEND=noninteractive apt-get update && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	fi
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache

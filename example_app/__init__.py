@@ -1,23 +1,32 @@
 """The demo app: `flask --app example_app run` (what `make demo` runs).
 
-With no Postmark token in the environment it records mail in the dev outbox and answers the
-connector's Test action from an in-process FakePostmark, so a newcomer needs no Postmark
-account. With POSTMARK_AUTH_SERVER_TOKEN and POSTMARK_AUTH_FROM_EMAIL set, it sends for real.
+With no Postmark token in the environment it runs in debug mode, records mail in the dev
+outbox (http://127.0.0.1:5000/auth/dev/outbox) and answers the connector's Test action from an
+in-process FakePostmark, so a newcomer needs no Postmark account. With
+POSTMARK_AUTH_SERVER_TOKEN and POSTMARK_AUTH_FROM_EMAIL (optionally
+POSTMARK_AUTH_MESSAGE_STREAM) in the environment it sends for real.
+
+Every ``POSTMARK_AUTH_*`` environment variable becomes a config value; ``create_app(config)``
+overrides the environment (tests use it).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
+from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, render_template, request
-from flask_login import login_required
+from flask import Flask, abort, render_template, request
+from flask_login import current_user, login_required
 from flask_wtf import CSRFProtect
 
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.extension import state
+
+log = logging.getLogger(__name__)
 
 auth = PostmarkAuth()
 
@@ -38,36 +47,97 @@ FLOWS = {
     }
 }
 
+#: Config keys read from the environment as plain strings (never parsed as JSON).
+_STRING_KEYS = frozenset(
+    {
+        "POSTMARK_AUTH_SERVER_TOKEN",
+        "POSTMARK_AUTH_FROM_EMAIL",
+        "POSTMARK_AUTH_MESSAGE_STREAM",
+        "POSTMARK_AUTH_API_URL",
+        "POSTMARK_AUTH_STORE",
+        "POSTMARK_AUTH_URL_PREFIX",
+        "POSTMARK_AUTH_LOGIN_REDIRECT",
+        "POSTMARK_AUTH_OTP_SUBJECT",
+        "POSTMARK_AUTH_MAGIC_LINK_SUBJECT",
+        "POSTMARK_AUTH_OTP_CONNECTOR",
+        "POSTMARK_AUTH_MAGIC_LINK_CONNECTOR",
+        "POSTMARK_AUTH_DELIVERY",
+    }
+)
+#: Longest contact message the demo accepts (it is echoed into an email).
+MAX_MESSAGE = 2000
 
-def create_app(config: dict[str, Any] | None = None) -> Flask:
-    """Build the demo app; ``config`` overrides everything (tests use it)."""
+
+def env_config(environ: Mapping[str, str]) -> dict[str, Any]:
+    """The ``POSTMARK_AUTH_*`` variables of ``environ`` as config values: strings for the keys
+    that are strings, ``true``/``false``/``none`` in any case, else JSON when it parses."""
+    config: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith("POSTMARK_AUTH_"):
+            continue
+        value: Any = raw
+        if name not in _STRING_KEYS:
+            words = {"true": True, "false": False, "none": None, "null": None}
+            if raw.strip().lower() in words:
+                value = words[raw.strip().lower()]
+            else:
+                try:
+                    value = json.loads(raw)
+                except ValueError:
+                    value = raw
+        config[name] = value
+    return config
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the demo app; ``config`` overrides the environment."""
     app = Flask(__name__)
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
-    for name, value in os.environ.items():
-        if name.startswith("POSTMARK_AUTH_"):
-            try:
-                app.config[name] = json.loads(value)
-            except ValueError:
-                app.config[name] = value
+    app.config.update(env_config(os.environ))
     app.config.setdefault("POSTMARK_AUTH_FLOWS", FLOWS)
     app.config.update(config or {})
     if not app.config.get("POSTMARK_AUTH_SERVER_TOKEN"):
-        from flask_postmark_auth.testing import FakePostmark
-
-        fake = FakePostmark(server_name="Demo (FakePostmark)").start()
-        app.config.update(
-            POSTMARK_AUTH_SERVER_TOKEN=fake.server_token,
-            POSTMARK_AUTH_FROM_EMAIL="Demo <login@example.com>",
-            POSTMARK_AUTH_API_URL=fake.url,
-            POSTMARK_AUTH_DEV_OUTBOX=True,
-        )
-        app.debug = True
+        use_fake_postmark(app)
     CSRFProtect(app)
     auth.init_app(app)
+    # Flask-Login flashes "Please log in" when @login_required sends someone to the sign-in
+    # page; the sign-in page shows no flashed messages, so don't queue one.
+    app.login_manager.login_message = None
+    register_views(app)
+    return app
 
+
+def use_fake_postmark(app: Flask) -> None:
+    """No token: record mail in the dev outbox (debug mode) and let the connector's Test
+    action talk to an in-process FakePostmark, so the whole demo works offline."""
+    from flask_postmark_auth.testing import FakePostmark
+
+    fake = FakePostmark(server_name="Demo (FakePostmark)").start()
+    app.extensions["example_fake_postmark"] = fake
+    app.config.update(
+        POSTMARK_AUTH_SERVER_TOKEN=fake.server_token,
+        POSTMARK_AUTH_API_URL=fake.url,
+        POSTMARK_AUTH_DEV_OUTBOX=True,
+    )
+    if not app.config.get("POSTMARK_AUTH_FROM_EMAIL"):
+        app.config["POSTMARK_AUTH_FROM_EMAIL"] = "Demo <login@example.com>"
+    if not app.testing:
+        app.debug = True  # the dev outbox exists only in debug or testing mode
+        log.warning(
+            "POSTMARK_AUTH_SERVER_TOKEN is not set: mail is recorded in the dev outbox at "
+            "/auth/dev/outbox, not sent (app.debug is on for it)."
+        )
+
+
+def register_views(app: Flask) -> None:
     @app.context_processor
-    def dev_outbox() -> dict[str, Any]:
-        return {"dev_outbox": state().outbox is not None}
+    def demo_globals() -> dict[str, Any]:
+        st = state()
+        return {
+            "dev_outbox": st.outbox is not None,
+            "fake_postmark": "example_fake_postmark" in app.extensions,
+            "methods": st.settings.methods,
+        }
 
     @app.get("/")
     def home() -> str:
@@ -81,18 +151,39 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     @app.route("/connector", methods=["GET", "POST"])
     @login_required
     def connector() -> str:
+        connectors = state().connectors
+        name = request.values.get("connector", "default")
+        if name not in connectors:
+            abort(404)
         report = None
+        send_to = ""
         if request.method == "POST":
-            report = auth.connector().test(send_to=request.form.get("send_to") or None)
-        return render_template("connector.html", connector=auth.connector(), report=report)
+            send_to = request.form.get("send_to", "").strip()
+            report = auth.connector(name).test(send_to=send_to or None)
+        return render_template(
+            "connector.html",
+            connectors=connectors,
+            connector=connectors[name],
+            report=report,
+            send_to=send_to,
+        )
 
     @app.route("/contact", methods=["GET", "POST"])
-    def contact() -> str:
+    def contact() -> tuple[str, int]:
         result = None
-        form = request.form.to_dict() if request.method == "POST" else {}
+        error = None
+        form = {"email": current_user.email} if current_user.is_authenticated else {}
         if request.method == "POST":
-            form.pop("csrf_token", None)
-            result = auth.run_flow("contact", form=form)
-        return render_template("contact.html", result=result, form=form)
-
-    return app
+            form = {
+                name: request.form.get(name, "").strip() for name in ("name", "email", "message")
+            }
+            if not form["email"] or not form["message"]:
+                error = "Please give your email address and a message."
+            elif len(form["message"]) > MAX_MESSAGE:
+                error = f"Please keep the message under {MAX_MESSAGE} characters."
+            else:
+                result = auth.run_flow("contact", form=form)
+                if not result.ok:
+                    error = "We could not send that: check the address and try again."
+        status = 400 if error else 200
+        return render_template("contact.html", result=result, form=form, error=error), status

@@ -1,0 +1,1 @@
+"""Browser tests: the example app in headless Chromium, driven by Playwright."""
