@@ -24,7 +24,6 @@ from flask_login import current_user, login_required
 from flask_wtf import CSRFProtect
 
 from flask_postmark_auth import PostmarkAuth
-from flask_postmark_auth.extension import state
 
 log = logging.getLogger(__name__)
 
@@ -132,11 +131,10 @@ def use_fake_postmark(app: Flask) -> None:
 def register_views(app: Flask) -> None:
     @app.context_processor
     def demo_globals() -> dict[str, Any]:
-        st = state()
         return {
-            "dev_outbox": st.outbox is not None,
+            "dev_outbox": auth.dev_outbox_enabled(),
             "fake_postmark": "example_fake_postmark" in app.extensions,
-            "methods": st.settings.methods,
+            "methods": app.config["POSTMARK_AUTH_METHODS"],
         }
 
     @app.get("/")
@@ -151,7 +149,7 @@ def register_views(app: Flask) -> None:
     @app.route("/connector", methods=["GET", "POST"])
     @login_required
     def connector() -> str:
-        connectors = state().connectors
+        connectors = auth.connectors()
         name = request.values.get("connector", "default")
         if name not in connectors:
             abort(404)

@@ -151,6 +151,7 @@ class PostmarkAuth:
         manager = LoginManager()
         manager.init_app(app)
         manager.login_view = "postmark_auth.login"
+        manager.login_message = "Sign in to see that page."
 
         def load_user(user_id: str) -> EmailUser | None:
             try:
@@ -163,6 +164,14 @@ class PostmarkAuth:
 
     def _callbacks(self) -> tuple[Callable[[str], Any] | None, Callable[[str], Any] | None]:
         return self._find_user, self._create_user
+
+    def connectors(self) -> dict[str, PostmarkConnector]:
+        """The current app's connectors by name."""
+        return dict(state().connectors)
+
+    def dev_outbox_enabled(self) -> bool:
+        """Whether the current app records mail in the dev outbox instead of sending it."""
+        return state().outbox is not None
 
     # -- flows ------------------------------------------------------------------------------
 

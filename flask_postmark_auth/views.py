@@ -371,6 +371,11 @@ def outbox() -> BaseResponse:
     messages = [json.loads(item) for item in st.outbox.messages()]
     if wants_json():
         return jsonify(messages=messages)
+    for message in messages:  # "2026-11-24T05:56:21.613609+00:00" -> "2026-11-24 05:56:21 UTC"
+        created = str(message.get("created") or "")
+        message["created"] = (
+            f"{created[:10]} {created[11:19]} UTC" if len(created) >= 19 else created
+        )
     return page("outbox.html", messages=messages, linkify=linkify)
 
 
