@@ -14,7 +14,7 @@ from .errors import InvalidEmailError, MessageValidationError
 #: Longest address accepted anywhere (RFC 5321's path limit).
 MAX_ADDRESS_LENGTH = 254
 
-_ATOM = r"[^\s@<>()\[\],;:\"\\]+"
+_ATOM = r"[^\s\x00-\x1f\x7f@<>()\[\],;:\"\\]+"
 _ADDR_SPEC = re.compile(rf"{_ATOM}@{_ATOM}\.{_ATOM}")
 _MAILBOX = re.compile(
     r"\s*(?:(?P<name>\"(?:[^\"\\]|\\.)*\"|[^<>\",;:@]*?)\s*<(?P<addr>[^<>]*)>)\s*"
@@ -61,6 +61,8 @@ def check_mailbox(value: str, field: str) -> str:
     """Check one mailbox (``addr`` or ``Name <addr>``) for a Postmark header; return it."""
     if not isinstance(value, str):
         raise MessageValidationError(f"{field} must be a string, not {type(value).__name__}.")
+    if len(value) <= MAX_ADDRESS_LENGTH and _ADDR_SPEC.fullmatch(value):
+        return value  # the common case, a bare address: one match checks it all
     if has_control_chars(value):
         raise MessageValidationError(f"{field} must not contain CR, LF or control characters.")
     addr = mailbox_address(value)
@@ -75,9 +77,10 @@ def check_mailbox(value: str, field: str) -> str:
 def mailbox_address(value: str) -> str | None:
     """The bare address in ``addr`` or ``Name <addr>``, or ``None`` when it is not one."""
     text = value.strip()
-    match = _MAILBOX.fullmatch(text)
-    if match is not None:
-        text = match.group("addr").strip()
+    if "<" in text:
+        match = _MAILBOX.fullmatch(text)
+        if match is not None:
+            text = match.group("addr").strip()
     if len(text) > MAX_ADDRESS_LENGTH or _ADDR_SPEC.fullmatch(text) is None:
         return None
     return text

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import quote
 
 import requests
@@ -47,24 +47,31 @@ BATCH_SIZE = 500
 
 _TRACK_LINKS = frozenset({"None", "HtmlAndText", "HtmlOnly", "TextOnly"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_SEND_OPTIONS = (
-    "tag",
-    "metadata",
-    "reply_to",
-    "headers",
-    "track_opens",
-    "track_links",
+#: Keys a message of a batch may have besides ``to``.
+_BATCH_KEYS = frozenset(
+    {
+        "subject",
+        "text_body",
+        "html_body",
+        "template",
+        "model",
+        "tag",
+        "metadata",
+        "reply_to",
+        "headers",
+        "track_opens",
+        "track_links",
+    }
 )
 
 
-@dataclass(frozen=True)
-class SendResult:
+class SendResult(NamedTuple):
     """One message Postmark accepted. ``submitted_at`` is parsed from Postmark's
-    ``SubmittedAt`` when first read (a batch of 500 need not parse 500 timestamps)."""
+    ``SubmittedAt`` when read (a batch of 500 need not parse 500 timestamps)."""
 
     message_id: str
     to: str
-    submitted: str | None = field(default=None, repr=False)
+    submitted: str | None = None
 
     @property
     def submitted_at(self) -> datetime | None:
@@ -249,15 +256,8 @@ class PostmarkConnector:
                 raise MessageValidationError(f"messages[{index}] must be a dict.")
             options = dict(message)
             to = options.pop("to", None)
-            unknown = set(options) - {
-                "subject",
-                "text_body",
-                "html_body",
-                "template",
-                "model",
-                *_SEND_OPTIONS,
-            }
-            if unknown:
+            if not _BATCH_KEYS.issuperset(options):
+                unknown = set(options) - _BATCH_KEYS
                 raise MessageValidationError(f"messages[{index}]: unknown keys {sorted(unknown)}.")
             try:
                 payload = self._message(to, **options)

@@ -25,6 +25,7 @@ from .errors import (
     ConfigurationError,
     DeliveryFailedError,
     InvalidCodeError,
+    InvalidEmailError,
     InvalidLinkError,
     MessageValidationError,
     PostmarkError,
@@ -117,36 +118,56 @@ class SignInService:
 
     # -- throttles --------------------------------------------------------------------------
 
-    def count_ip(self, ip: str | None) -> None:
-        """Count one sign-in POST from ``ip``; raise when over ``IP_REQUESTS_PER_HOUR``."""
-        if not ip:
-            return
-        count, left = self.store.hit(f"ip:{ip}", HOUR)
-        if count > self.settings.ip_requests_per_hour:
-            raise ThrottledError(retry_after=_ceil(left))
+    def _count(self, ip: str | None, *more: tuple[str, float, int | None]) -> list[int]:
+        """Count this sign-in POST from ``ip`` and one event on each ``(key, window, limit)``
+        (``limit`` ``None``: count only), in one store round trip. Over any limit: the other
+        counts are given back and :class:`ThrottledError` says when to retry. Returns the
+        counts of ``more``."""
+        windows = [(key, window) for key, window, _ in more]
+        limits: list[int | None] = [limit for _, _, limit in more]
+        if ip:
+            windows.insert(0, (f"ip:{ip}", HOUR))
+            limits.insert(0, self.settings.ip_requests_per_hour)
+        counts = self.store.hits(windows)
+        waits = [
+            left
+            for (count, left), limit in zip(counts, limits, strict=True)
+            if limit is not None and count > limit
+        ]
+        if waits:
+            for key, _ in windows[1 if ip else 0 :]:
+                self.store.unhit(key)
+            raise ThrottledError(retry_after=_ceil(max(waits)))
+        return [count for count, _ in counts[1 if ip else 0 :]]
 
-    def _take_send_quota(self, method: str, email: str) -> tuple[str, str]:
-        """Use up one send of ``method`` to ``email``; the same answer whoever owns it."""
-        quota = f"hour:{email}"
-        count, left = self.store.hit(quota, HOUR)
-        if count > self.settings.emails_per_hour:
-            self.store.unhit(quota)
-            raise ThrottledError(retry_after=_ceil(left))
-        resend = f"resend:{method}:{email}"
-        if self.settings.resend_interval and not self.store.add(
-            resend, "1", self.settings.resend_interval
-        ):
-            self.store.unhit(quota)
-            wait = self.store.ttl(resend) or self.settings.resend_interval
-            raise ThrottledError(retry_after=_ceil(wait))
+    def _address(self, email: object, origin: Origin) -> str:
+        """The normalized address; a refused one still counts against the client's IP."""
+        try:
+            return normalize_email(email)
+        except InvalidEmailError:
+            self._count(origin.ip)
+            raise
+
+    def _take_send_quota(self, method: str, address: str, origin: Origin) -> tuple[str, str]:
+        """Count the POST and use up one send of ``method`` to ``address`` (hourly quota,
+        resend interval); the same answer whoever owns the address."""
+        quota = f"hour:{address}"
+        resend = f"resend:{method}:{address}"
+        interval = self.settings.resend_interval
+        limits: list[tuple[str, float, int | None]] = [
+            (quota, HOUR, self.settings.emails_per_hour)
+        ]
+        if interval:
+            limits.append((resend, interval, 1))
+        self._count(origin.ip, *limits)
         return resend, quota
 
     # -- one-time codes ---------------------------------------------------------------------
 
     def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
         """Send a code to ``email`` if it may sign in; answer the same either way."""
-        address = normalize_email(email)
-        resend, quota = self._take_send_quota(OTP, address)
+        address = self._address(email, origin)
+        resend, quota = self._take_send_quota(OTP, address, origin)
         try:
             may_send, user = self._may_send(address)
             code = new_code(self.settings.otp_length)
@@ -177,17 +198,20 @@ class SignInService:
         """Sign in with a code: each guess uses an attempt before it is compared, so
         concurrent guesses cannot exceed ``OTP_MAX_ATTEMPTS``; a right code is consumed
         with compare-and-delete, so it works exactly once."""
-        address = normalize_email(email)
+        address = self._address(email, origin)
         key = f"otp:{address}"
         raw = self.store.get(key)
         if raw is None:
+            self._count(origin.ip)
             self._failed(address, OTP, "no code pending")
             raise InvalidCodeError(attempts_left=0)
         record = json.loads(raw)
         limit = self.settings.otp_max_attempts
-        # The counter, not deleting the record, is what voids the code: a guess still in
-        # flight from within the limit must not lose to a later one that went over it.
-        tries, _ = self.store.hit(f"otp-tries:{address}:{record['id']}", self.settings.otp_ttl)
+        # Each guess is counted before it is compared. The counter, not deleting the record,
+        # is what voids the code: a guess still in flight from within the limit must not
+        # lose to a later one that went over it.
+        tries_key = f"otp-tries:{address}:{record['id']}"
+        [tries] = self._count(origin.ip, (tries_key, self.settings.otp_ttl, None))
         if tries > limit:
             self._failed(address, OTP, "too many attempts")
             raise InvalidCodeError(attempts_left=0)
@@ -220,8 +244,8 @@ class SignInService:
         link_for: Callable[[str], str],
     ) -> Sent:
         """Send a one-use sign-in link to ``email`` if it may sign in."""
-        address = normalize_email(email)
-        resend, quota = self._take_send_quota(MAGIC_LINK, address)
+        address = self._address(email, origin)
+        resend, quota = self._take_send_quota(MAGIC_LINK, address, origin)
         try:
             may_send, user = self._may_send(address)
             if may_send:
@@ -255,6 +279,7 @@ class SignInService:
 
     def consume_link(self, token: object, next_url: object, origin: Origin) -> SignedIn:
         """Sign in with a link: its nonce is taken from the store atomically, once."""
+        self._count(origin.ip)
         key = self._link_key(token)
         raw = self.store.take(key) if key is not None else None
         if raw is None:

@@ -100,16 +100,10 @@ def template_globals() -> dict[str, Any]:
 
 @bp.before_request
 def protect() -> BaseResponse | None:
-    """IP throttle on the sign-in POSTs, then CSRF (unless the app's CSRFProtect does it)."""
+    """CSRF on every POST (unless the app's CSRFProtect does it). The per-IP throttle is
+    the service's: it counts each sign-in POST with its other counters in one round trip."""
     if request.method != "POST":
         return None
-    if request.endpoint in (
-        "postmark_auth.request_code",
-        "postmark_auth.verify_code",
-        "postmark_auth.request_link",
-        "postmark_auth.magic_link",
-    ):
-        state().service.count_ip(request.remote_addr)
     if current_app.config.get("WTF_CSRF_ENABLED", True) and "csrf" not in current_app.extensions:
         data = form()
         token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
@@ -325,7 +319,6 @@ def magic_link(token: str) -> BaseResponse:
             return jsonify(valid=valid)
         return page("magic_link.html", 200 if valid else 400, valid=valid, token=token, error=None)
     if request.method == "GET":
-        service.count_ip(request.remote_addr)
         data: dict[str, Any] = {}
     else:
         data = form()

@@ -248,6 +248,43 @@ class StoreContract:
         store.unhit("h")
         assert store.hit("h", 5) == (1, pytest.approx(5))
 
+    def test_hits_count_several_keys_in_their_own_windows(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        assert store.hits([]) == []
+        assert store.hits([("a", 60), ("b", 10)]) == [
+            (1, pytest.approx(60)),
+            (1, pytest.approx(10)),
+        ]
+        clock.advance(5)
+        assert store.hits([("b", 10), ("a", 60)]) == [
+            (2, pytest.approx(5)),
+            (2, pytest.approx(55)),
+        ]
+        clock.advance(5)  # b's window ended, a's goes on
+        assert store.hits([("a", 60), ("b", 10)]) == [
+            (3, pytest.approx(50)),
+            (1, pytest.approx(10)),
+        ]
+        assert store.hits([("c", 30)]) == [(1, pytest.approx(30))]
+        store.unhit("a")
+        assert store.hit("a", 60) == (3, pytest.approx(50))
+
+    def test_concurrent_hits_of_several_keys_are_all_counted(self, store: Store) -> None:
+        workers, each = 8, 25
+        barrier = threading.Barrier(workers)
+        counts: list[tuple[int, int]] = []
+
+        def hammer(_: int) -> None:
+            barrier.wait(timeout=30)
+            for _ in range(each):
+                (a, _), (b, _) = store.hits([("x", 3600), ("y", 3600)])
+                counts.append((a, b))
+
+        run_threads(workers, hammer)
+        assert sorted(a for a, _ in counts) == list(range(1, workers * each + 1))
+        assert sorted(b for _, b in counts) == list(range(1, workers * each + 1))
+
     # -- push / items ---------------------------------------------------------------------
 
     def test_push_keeps_newest_first_and_trims(self, store: Store) -> None:

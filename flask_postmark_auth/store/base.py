@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 Clock = Callable[[], float]
 
@@ -68,6 +68,11 @@ class Store(ABC):
         The first hit (or the first after the window ended) starts a window of ``window``
         seconds with count 1; later hits in the window add one. Atomic across workers.
         """
+
+    def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
+        """:meth:`hit` each ``(key, window)`` pair, in order, in one round trip where the
+        backend allows (SQLite: one statement; Redis: one script). Keys must differ."""
+        return [self.hit(key, window) for key, window in windows]
 
     @abstractmethod
     def unhit(self, key: str) -> None:

@@ -113,6 +113,25 @@ redis.call('HSET', KEYS[1], 'v', n)
 return {tostring(n), e}
 """
 
+# ARGV: now, then the expiry of a new window for each key
+_HITS = """
+local out = {}
+for i, k in ipairs(KEYS) do
+  local v, e = live(k)
+  if not v or not e then
+    redis.call('DEL', k)
+    redis.call('HSET', k, 'v', '1', 'e', ARGV[i + 1])
+    gc(k, ARGV[i + 1])
+    out[i] = {'1', ARGV[i + 1]}
+  else
+    local n = math.floor(tonumber(v) or 0) + 1
+    redis.call('HSET', k, 'v', n)
+    out[i] = {tostring(n), e}
+  end
+end
+return out
+"""
+
 # ARGV: now
 _UNHIT = """
 local v = live(KEYS[1])
@@ -231,6 +250,7 @@ class RedisStore(Store):
         self._take = client.register_script(helpers + _TAKE)
         self._hit = client.register_script(helpers + _HIT)
         self._unhit = client.register_script(helpers + _UNHIT)
+        self._hits = client.register_script(helpers + _HITS)
         self._push = client.register_script(helpers + _PUSH)
         self._items = client.register_script(helpers + _ITEMS)
         self._purge = client.register_script(helpers + _PURGE)
@@ -314,6 +334,14 @@ class RedisStore(Store):
         now = self.clock()
         count, expires = self._run(self._hit, [self._key(key)], now, repr(now + window))
         return int(_text(count)), float(_text(expires)) - now
+
+    def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
+        """Several :meth:`hit` in one script: one round trip, atomic together."""
+        now = self.clock()
+        keys = [self._key(key) for key, _ in windows]
+        expiries = [repr(now + window) for _, window in windows]
+        answers = self._run(self._hits, keys, now, *expiries)
+        return [(int(_text(count)), float(_text(expires)) - now) for count, expires in answers]
 
     def unhit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""

@@ -15,7 +15,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from .base import Clock, Store, StoreUnavailableError
 
@@ -57,6 +57,15 @@ ON CONFLICT (key) DO UPDATE SET
 RETURNING CAST(value AS INTEGER), expires
 """
 
+_HITS = """
+INSERT INTO kv (key, value, expires) VALUES {rows}
+ON CONFLICT (key) DO UPDATE SET
+    value = CASE WHEN kv.expires IS NULL OR kv.expires <= ? THEN '1'
+                 ELSE CAST(CAST(kv.value AS INTEGER) + 1 AS TEXT) END,
+    expires = CASE WHEN kv.expires IS NULL OR kv.expires <= ? THEN excluded.expires
+                   ELSE kv.expires END
+RETURNING key, CAST(value AS INTEGER), expires
+"""
 _UNHIT = """
 UPDATE kv SET value = CAST(MAX(CAST(value AS INTEGER) - 1, 0) AS TEXT)
 WHERE key = :key AND (expires IS NULL OR expires > :now)
@@ -264,6 +273,20 @@ class SQLiteStore(Store):
             rows = conn.execute(_HIT, {"key": key, "now": now, "reset": now + window}).fetchall()
         count, expires = rows[0]
         return int(count), float(expires) - now
+
+    def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
+        """Several :meth:`hit` in one multi-row UPSERT: one statement, one commit."""
+        if len(windows) < 2:
+            return [self.hit(key, window) for key, window in windows]
+        now = self.clock()
+        sql = _HITS.format(rows=", ".join(["(?, '1', ?)"] * len(windows)))
+        params: list[object] = []
+        for key, window in windows:
+            params += [key, now + window]
+        with self._guard() as conn:
+            rows = conn.execute(sql, [*params, now, now]).fetchall()
+        found = {str(key): (int(count), float(expires) - now) for key, count, expires in rows}
+        return [found[key] for key, _ in windows]
 
     def unhit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
