@@ -42,6 +42,9 @@ from .users import UserDirectory
 log = logging.getLogger("flask_postmark_auth")
 
 HOUR = 3600
+#: Seconds between two sweeps of expired entries, per process (stores without native
+#: expiry only), so the store stays flat without a cron job.
+PURGE_INTERVAL = 60
 #: The two methods and how each names itself in keys, tags and signals.
 OTP = "otp"
 MAGIC_LINK = "magic_link"
@@ -98,6 +101,7 @@ class SignInService:
         self._secret_keys = secret_keys
         self._background = background
         self.flows: Mapping[str, Flow] = flows or {}
+        self._next_purge = store.clock() + PURGE_INTERVAL
         self._display_names = {
             method: parseaddr(connectors[name].from_email)[0].strip()
             for method, name in (
@@ -123,6 +127,7 @@ class SignInService:
         (``limit`` ``None``: count only), in one store round trip. Over any limit: the other
         counts are given back and :class:`ThrottledError` says when to retry. Returns the
         counts of ``more``."""
+        self._maybe_purge()
         windows = [(key, window) for key, window, _ in more]
         limits: list[int | None] = [limit for _, _, limit in more]
         if ip:
@@ -139,6 +144,17 @@ class SignInService:
                 self.store.unhit(key)
             raise ThrottledError(retry_after=_ceil(max(waits)))
         return [count for count, _ in counts[1 if ip else 0 :]]
+
+    def _maybe_purge(self) -> None:
+        """Drop expired entries at most once per :data:`PURGE_INTERVAL` (a race between two
+        threads only purges twice)."""
+        if not self.store.needs_purge:
+            return
+        now = self.store.clock()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            dropped = self.store.purge()
+            log.debug("purged %d expired store entries", dropped)
 
     def _address(self, email: object, origin: Origin) -> str:
         """The normalized address; a refused one still counts against the client's IP."""

@@ -349,3 +349,26 @@ def test_an_app_login_manager_is_kept(make_app: AppFactory, clock: FakeClock) ->
     manager = LoginManager(app)
     PostmarkAuth(app, clock=clock)
     assert app.login_manager is manager  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_expired_entries_are_swept_so_the_store_stays_flat(
+    make_app: AppFactory, clock: FakeClock, tmp_path: Any, kind: str
+) -> None:
+    store_uri = "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/flat.db"
+    app = make_app(STORE=store_uri, RESEND_INTERVAL=0, OTP_TTL=60, IP_REQUESTS_PER_HOUR=10**6)
+    store = app.extensions["postmark_auth"].store
+    client = app.test_client()
+    sizes = []
+    with record_messages(app) as outbox:
+        for n in range(600):
+            email = f"user{n % 20}@example.com"  # 20 built-in users, the rest expires
+            client.post("/auth/otp", json={"email": email})
+            client.post("/auth/otp/verify", json={"email": email, "code": code_in(outbox[-1])})
+            client.post("/auth/logout", json={})
+            clock.advance(30)
+            if n % 100 == 99:
+                sizes.append(store.size())
+    # 600 sign-ins over 5 hours leave a bounded store: users, live counters, one IP window.
+    assert max(sizes) < 150, sizes
+    assert sizes[-1] <= sizes[1] + 20, sizes

@@ -29,6 +29,10 @@ class Store(ABC):
     Every method raises :class:`StoreUnavailableError` when the backend fails.
     """
 
+    #: False for backends that drop expired entries by themselves (Redis's native expiry):
+    #: the service then never calls :meth:`purge` on its own.
+    needs_purge = True
+
     def __init__(self, clock: Clock | None = None) -> None:
         self.clock: Clock = clock or time.time
 

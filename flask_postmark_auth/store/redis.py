@@ -205,6 +205,8 @@ class RedisStore(Store):
     to use an existing :class:`redis.Redis` instead (it is then not closed by :meth:`close`).
     """
 
+    needs_purge = False  # native expiry (PEXPIRE) drops what has expired
+
     def __init__(
         self,
         url: str,
