@@ -7,7 +7,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 MIN_VENV := .venv-min
 
-.PHONY: demo test test-min lint bench install clean e2e screenshots chromium
+.PHONY: demo test test-min lint bench soak install clean e2e screenshots chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -66,6 +66,11 @@ chromium:
 
 bench: $(BENCH_STAMP)
 	$(BIN)/python -m bench
+
+# 30 minutes of mixed sign-ins on two gunicorn instances sharing Redis (not part of bench).
+SOAK_MINUTES ?= 30
+soak: $(BENCH_STAMP)
+	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
 	rm -rf $(VENV) $(MIN_VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
