@@ -47,9 +47,10 @@ BATCH_SIZE = 500
 
 _TRACK_LINKS = frozenset({"None", "HtmlAndText", "HtmlOnly", "TextOnly"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Keys a message of a batch may have besides ``to``.
+#: Keys a message of a batch may have.
 _BATCH_KEYS = frozenset(
     {
+        "to",
         "subject",
         "text_body",
         "html_body",
@@ -198,15 +199,17 @@ class PostmarkConnector:
         """Send one message with ``POST /email``."""
         payload = self._message(
             to,
-            subject=subject,
-            text_body=text_body,
-            html_body=html_body,
-            tag=tag,
-            metadata=metadata,
-            reply_to=reply_to,
-            headers=headers,
-            track_opens=track_opens,
-            track_links=track_links,
+            {
+                "subject": subject,
+                "text_body": text_body,
+                "html_body": html_body,
+                "tag": tag,
+                "metadata": metadata,
+                "reply_to": reply_to,
+                "headers": headers,
+                "track_opens": track_opens,
+                "track_links": track_links,
+            },
         )
         return self._result(self._post("/email", payload))
 
@@ -226,14 +229,16 @@ class PostmarkConnector:
         """Send one message rendered by a Postmark template (alias or numeric id)."""
         payload = self._message(
             to,
-            template=template,
-            model=model,
-            tag=tag,
-            metadata=metadata,
-            reply_to=reply_to,
-            headers=headers,
-            track_opens=track_opens,
-            track_links=track_links,
+            {
+                "template": template,
+                "model": model,
+                "tag": tag,
+                "metadata": metadata,
+                "reply_to": reply_to,
+                "headers": headers,
+                "track_opens": track_opens,
+                "track_links": track_links,
+            },
         )
         return self._result(self._post("/email/withTemplate", payload))
 
@@ -254,16 +259,15 @@ class PostmarkConnector:
             count += 1
             if not isinstance(message, Mapping):
                 raise MessageValidationError(f"messages[{index}] must be a dict.")
-            options = dict(message)
-            to = options.pop("to", None)
-            if not _BATCH_KEYS.issuperset(options):
-                unknown = set(options) - _BATCH_KEYS
+            if not _BATCH_KEYS.issuperset(message):
+                unknown = set(message) - _BATCH_KEYS
                 raise MessageValidationError(f"messages[{index}]: unknown keys {sorted(unknown)}.")
             try:
-                payload = self._message(to, **options)
+                payload = self._message(message.get("to"), message)
             except MessageValidationError as exc:
                 raise MessageValidationError(f"messages[{index}]: {exc}") from exc
-            (templated if "template" in options else plain).append((index, payload))
+            group = plain if message.get("template") is None else templated
+            group.append((index, payload))
 
         results: list[SendResult | PostmarkError | None] = [None] * count
         for path, group in (("/email/batch", plain), ("/email/batchWithTemplates", templated)):
@@ -285,6 +289,8 @@ class PostmarkConnector:
                     continue
                 for (index, _), answer in zip(chunk, answers, strict=True):
                     results[index] = self._item_result(answer)
+        accepted = sum(1 for r in results if isinstance(r, SendResult))
+        log.debug("Postmark accepted %d of %d messages of a batch", accepted, count)
         return [r for r in results if r is not None]
 
     # -- checking --------------------------------------------------------------------------
@@ -361,23 +367,13 @@ class PostmarkConnector:
         """Remove the token from text that may be shown or logged."""
         return text.replace(self._token, "****")
 
-    def _message(
-        self,
-        to: object,
-        *,
-        subject: object = None,
-        text_body: object = None,
-        html_body: object = None,
-        template: object = None,
-        model: object = None,
-        tag: object = None,
-        metadata: object = None,
-        reply_to: object = None,
-        headers: object = None,
-        track_opens: object = None,
-        track_links: object = None,
-    ) -> dict[str, Any]:
-        """Check one message against Postmark's rules and build its JSON."""
+    def _message(self, to: object, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Check one message (``to`` and the other keyword arguments of :meth:`send` or
+        :meth:`send_template`, missing ones meaning ``None``) and build its JSON."""
+        get = options.get
+        subject, text_body, html_body = get("subject"), get("text_body"), get("html_body")
+        template, model, tag = get("template"), get("model"), get("tag")
+        track_opens, track_links = get("track_opens"), get("track_links")
         payload: dict[str, Any] = {"From": self.from_email, "To": _recipients(to)}
         if template is None:
             if model is not None:
@@ -418,13 +414,13 @@ class PostmarkConnector:
             if has_control_chars(tag) or len(tag) > MAX_TAG:
                 raise MessageValidationError(f"tag must be one line of at most {MAX_TAG} chars.")
             payload["Tag"] = tag
-        if metadata is not None:
+        if (metadata := get("metadata")) is not None:
             payload["Metadata"] = _metadata(metadata)
-        if reply_to is not None:
+        if (reply_to := get("reply_to")) is not None:
             if not isinstance(reply_to, str):
                 raise MessageValidationError("reply_to must be a string.")
             payload["ReplyTo"] = check_mailbox(reply_to, "reply_to")
-        if headers is not None:
+        if (headers := get("headers")) is not None:
             payload["Headers"] = _headers(headers)
         if track_opens is not None:
             if not isinstance(track_opens, bool):
@@ -523,23 +519,23 @@ class PostmarkConnector:
         result = self._item_result(answer)
         if isinstance(result, PostmarkError):
             raise result
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("Postmark accepted a message for %s", mask_email(result.to))
         return result
 
     def _item_result(self, answer: Any) -> SendResult | PostmarkError:
         if not isinstance(answer, dict):
             return TransportError(200, None, "Postmark's answer was not a JSON object.")
         code = answer.get("ErrorCode", 0)
-        if code or not answer.get("MessageID"):
+        message_id = answer.get("MessageID")
+        if code or not message_id:
             message = str(answer.get("Message") or "Postmark refused the message.")
             return error_for(422, code if isinstance(code, int) else None, message)
-        to = str(answer.get("To", ""))
-        if log.isEnabledFor(logging.DEBUG):
-            log.debug("Postmark accepted a message for %s", mask_email(to))
         submitted = answer.get("SubmittedAt")
         return SendResult(
-            message_id=str(answer["MessageID"]),
-            to=to,
-            submitted=submitted if isinstance(submitted, str) else None,
+            str(message_id),
+            str(answer.get("To", "")),
+            submitted if isinstance(submitted, str) else None,
         )
 
 

@@ -180,12 +180,42 @@ class SignInService:
 
     # -- one-time codes ---------------------------------------------------------------------
 
-    def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
-        """Send a code to ``email`` if it may sign in; answer the same either way."""
+    def _request_sign_in(
+        self,
+        method: str,
+        email: object,
+        origin: Origin,
+        ttl: int,
+        issue: Callable[[str, bool], tuple[str, dict[str, str]] | None],
+    ) -> Sent:
+        """What asking for a code and asking for a link share: the throttles, the user
+        look-up, the email and its signal, and giving the throttles back if anything fails.
+
+        ``issue(address, may_send)`` stores the method's secret and returns its store key
+        and what the email shows of it, or ``None`` when no email is to go.
+        """
         address = self._address(email, origin)
-        resend, quota = self._take_send_quota(OTP, address, origin)
+        resend, quota = self._take_send_quota(method, address, origin)
         try:
             may_send, user = self._may_send(address)
+            issued = issue(address, may_send)
+            if issued is not None:
+                key, secret = issued
+                context = {**self._email_context(method, address, origin, ttl), **secret}
+                self._send(method, address, context, release=((resend, key), (quota,)))
+                sent = signals.code_sent if method == OTP else signals.magic_link_sent
+                sent.send(self.app, email=address, user=user)
+        except DeliveryFailedError:
+            raise  # run_job gave the throttles back already
+        except BaseException:
+            self._give_back((resend,), (quota,))
+            raise
+        return Sent(expires_in=ttl)
+
+    def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
+        """Send a code to ``email`` if it may sign in; answer the same either way."""
+
+        def issue(address: str, may_send: bool) -> tuple[str, dict[str, str]] | None:
             code = new_code(self.settings.otp_length)
             record = {
                 "id": new_nonce(),
@@ -196,17 +226,9 @@ class SignInService:
             }
             key = f"otp:{address}"
             self.store.set(key, json.dumps(record), self.settings.otp_ttl)
-            if may_send:
-                context = self._email_context(OTP, address, origin, self.settings.otp_ttl)
-                context["code"] = code
-                self._send(OTP, address, context, release=((resend, key), (quota,)))
-                signals.code_sent.send(self.app, email=address, user=user)
-        except DeliveryFailedError:
-            raise  # run_job gave the throttles back already
-        except BaseException:
-            self._give_back((resend,), (quota,))
-            raise
-        return Sent(expires_in=self.settings.otp_ttl)
+            return (key, {"code": code}) if may_send else None
+
+        return self._request_sign_in(OTP, email, origin, self.settings.otp_ttl, issue)
 
     def verify_code(
         self, email: object, code: object, next_url: object, origin: Origin
@@ -260,27 +282,18 @@ class SignInService:
         link_for: Callable[[str], str],
     ) -> Sent:
         """Send a one-use sign-in link to ``email`` if it may sign in."""
-        address = self._address(email, origin)
-        resend, quota = self._take_send_quota(MAGIC_LINK, address, origin)
-        try:
-            may_send, user = self._may_send(address)
-            if may_send:
-                nonce = new_nonce()
-                key = f"link:{nonce}"
-                record = {"email": address, "next": self.safe_next(next_url, origin)}
-                self.store.set(key, json.dumps(record), self.settings.magic_link_ttl)
-                context = self._email_context(
-                    MAGIC_LINK, address, origin, self.settings.magic_link_ttl
-                )
-                context["link"] = link_for(self._signer().dumps(nonce))
-                self._send(MAGIC_LINK, address, context, release=((resend, key), (quota,)))
-                signals.magic_link_sent.send(self.app, email=address, user=user)
-        except DeliveryFailedError:
-            raise  # run_job gave the throttles back already
-        except BaseException:
-            self._give_back((resend,), (quota,))
-            raise
-        return Sent(expires_in=self.settings.magic_link_ttl)
+        ttl = self.settings.magic_link_ttl
+
+        def issue(address: str, may_send: bool) -> tuple[str, dict[str, str]] | None:
+            if not may_send:
+                return None
+            nonce = new_nonce()
+            key = f"link:{nonce}"
+            record = {"email": address, "next": self.safe_next(next_url, origin)}
+            self.store.set(key, json.dumps(record), ttl)
+            return key, {"link": link_for(self._signer().dumps(nonce))}
+
+        return self._request_sign_in(MAGIC_LINK, email, origin, ttl, issue)
 
     def _link_key(self, token: object) -> str | None:
         if not isinstance(token, str) or len(token) > 512:
