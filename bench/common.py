@@ -11,8 +11,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-#: Start of the fake clock (an arbitrary moment in 2027), as in the test suite.
-CLOCK_START = 1_800_000_000.0
 #: Where a Redis server is looked for; the benchmarks never start one.
 REDIS_HOST = "127.0.0.1"
 REDIS_PORT = 6379
@@ -230,19 +228,6 @@ def redis_answers(host: str = REDIS_HOST, port: int = REDIS_PORT, timeout: float
             return sock.recv(64).startswith(b"+PONG")
     except OSError:
         return False
-
-
-class FakeClock:
-    """A clock the benchmark moves by hand, so entries expire without waiting."""
-
-    def __init__(self, now: float = CLOCK_START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def clamp(value: float, low: int, high: int) -> int:

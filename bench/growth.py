@@ -20,10 +20,10 @@ from collections.abc import Callable
 from flask.testing import FlaskClient
 
 from flask_postmark_auth.extension import state
-from flask_postmark_auth.testing import FakePostmark, RecordedMessage, record_messages
+from flask_postmark_auth.testing import FakeClock, FakePostmark, RecordedMessage, record_messages
 
 from .apps import HUGE, package_app
-from .common import BenchError, FakeClock, RunConfig, Section, mib, progress, rss_bytes, table
+from .common import BenchError, RunConfig, Section, mib, progress, rss_bytes, table
 
 CODE = re.compile(r"\b(\d{6})\b")
 #: Sign-ins sent over HTTP to measure the pace first.

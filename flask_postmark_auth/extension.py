@@ -16,7 +16,7 @@ from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
 from .flows import Flow, FlowResult, parse_flows
 from .service import SignInService
-from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load
+from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load, refuse_unknown_keys
 from .store import Store, StoreUnavailableError, open_store
 from .store.base import Clock
 from .users import EmailUser, UserDirectory
@@ -319,11 +319,7 @@ def build_connectors(settings: Settings) -> dict[str, PostmarkConnector]:
 def _make(
     name: str, where: str, spec: Mapping[str, Any], settings: Settings, *, from_key: str
 ) -> PostmarkConnector:
-    unknown = set(spec) - _CONNECTOR_FIELDS
-    if unknown:
-        raise ConfigurationError(
-            f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(_CONNECTOR_FIELDS)}."
-        )
+    refuse_unknown_keys(where, spec, _CONNECTOR_FIELDS)
     if not spec.get("server_token"):
         raise ConfigurationError(f"{where} needs 'server_token', your Postmark Server API Token.")
     if not spec.get("from_email"):

@@ -17,7 +17,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from .addresses import normalize_email
 from .errors import ConfigurationError, InvalidEmailError, MessageValidationError, PostmarkError
-from .settings import TRIGGERS, key
+from .settings import TRIGGERS, key, refuse_unknown_keys
 
 #: Keys an email step may have.
 STEP_KEYS = frozenset(
@@ -157,11 +157,7 @@ def _flow_from_data(name: object, spec: object) -> Flow:
     where = _where(name, None)
     if not isinstance(spec, Mapping):
         raise ConfigurationError(f"{where} must be a dict with 'steps' (and 'trigger').")
-    unknown = set(spec) - FLOW_KEYS
-    if unknown:
-        raise ConfigurationError(
-            f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(FLOW_KEYS)}."
-        )
+    refuse_unknown_keys(where, spec, FLOW_KEYS)
     steps = spec.get("steps")
     if not isinstance(steps, list) or not steps:
         raise ConfigurationError(f"{where} needs 'steps': a non-empty list of email steps.")
@@ -170,11 +166,7 @@ def _flow_from_data(name: object, spec: object) -> Flow:
         at = _where(name, index)
         if not isinstance(step, Mapping):
             raise ConfigurationError(f"{at} must be a dict such as {{'to': ..., 'subject': ...}}.")
-        unknown = set(step) - STEP_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"{at} has unknown keys {sorted(unknown)}; allowed: {sorted(STEP_KEYS)}."
-            )
+        refuse_unknown_keys(at, step, STEP_KEYS)
         if step.get("type", "email") != "email":
             raise ConfigurationError(f"{at}: the only step type is 'email'.")
         options = {k: v for k, v in step.items() if k != "type"}

@@ -7,7 +7,7 @@ there with a message that names the key and the fix.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -97,6 +97,16 @@ class Settings:
 def key(name: str) -> str:
     """The full config key for a short name: ``key("STORE") == "POSTMARK_AUTH_STORE"``."""
     return PREFIX + name
+
+
+def refuse_unknown_keys(where: str, given: Iterable[object], allowed: Iterable[str]) -> None:
+    """Raise :class:`ConfigurationError` naming ``where`` when ``given`` has keys outside
+    ``allowed`` (a typo in a dict of settings should never pass silently)."""
+    unknown = {str(name) for name in given} - set(allowed)
+    if unknown:
+        raise ConfigurationError(
+            f"{where} has unknown keys {sorted(unknown)}; allowed: {sorted(allowed)}."
+        )
 
 
 def _fail(name: str, problem: str) -> ConfigurationError:

@@ -11,27 +11,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_postmark_auth import PostmarkAuth
-from flask_postmark_auth.testing import RecordedMessage, record_messages
+from flask_postmark_auth.testing import FakeClock, RecordedMessage, record_messages
 
 START = 1_800_000_000.0
 
 
-class FakeClock:
-    """A clock tests move by hand: expiry without sleeping."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 def _uri(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:

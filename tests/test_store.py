@@ -31,28 +31,16 @@ from flask_postmark_auth.store import (
 )
 from flask_postmark_auth.store import sqlite as sqlite_module
 from flask_postmark_auth.store.redis import DEFAULT_PREFIX
+from flask_postmark_auth.testing import FakeClock
 
 from . import redis_server
 
 START = 1_700_000_000.25
 
 
-class FakeClock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, now: float = START) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    return FakeClock(START)
 
 
 def run_threads(count: int, target: Callable[[int], None]) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
+from .clock import FakeClock
 from .fake_postmark import FakePostmark, RecordedMessage
 from .recording import record_messages
 
-__all__ = ["FakePostmark", "RecordedMessage", "record_messages"]
+__all__ = ["FakeClock", "FakePostmark", "RecordedMessage", "record_messages"]
