@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from typing import Any
 
 from flask import (
@@ -36,6 +37,7 @@ log = logging.getLogger("flask_postmark_auth")
 bp = Blueprint("postmark_auth", __name__, template_folder="templates")
 
 _EMAIL_SESSION_KEY = "_postmark_auth_email"
+_URL = re.compile(r"https?://[^\s<>\"']+")
 
 
 # -- request helpers ------------------------------------------------------------------------
@@ -344,11 +346,9 @@ def linkify(value: str | None) -> Markup:
     """Escape ``value`` and make its http(s) URLs clickable (for the outbox's text parts)."""
     if not value:
         return Markup("")
-    import re
-
     out = []
     last = 0
-    for match in re.finditer(r"https?://[^\s<>\"']+", value):
+    for match in _URL.finditer(value):
         out.append(escape(value[last : match.start()]))
         out.append(Markup('<a href="{0}">{0}</a>').format(match.group(0)))
         last = match.end()
