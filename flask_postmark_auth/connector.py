@@ -44,6 +44,8 @@ MAX_METADATA_KEYS = 10
 MAX_METADATA_KEY = 20
 MAX_METADATA_VALUE = 80
 BATCH_SIZE = 500
+#: The endpoints whose body holds several messages.
+BATCH_PATHS = frozenset({"/email/batch", "/email/batchWithTemplates"})
 
 _TRACK_LINKS = frozenset({"None", "HtmlAndText", "HtmlOnly", "TextOnly"})
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -597,11 +599,26 @@ def _parse_time(value: object) -> datetime | None:
         return None
 
 
+def request_messages(payload: Any) -> list[dict[str, Any]]:
+    """The messages of a request body: a batch's list, a templated batch's ``Messages``,
+    or the one message of a single send."""
+    if isinstance(payload, list):
+        return payload
+    if isinstance(payload, dict) and "Messages" in payload:
+        messages: list[dict[str, Any]] = payload["Messages"]
+        return messages
+    return [payload]
+
+
+def accepted_answers(payload: Any) -> list[dict[str, Any]]:
+    """What Postmark answers for each message of ``payload`` when it accepts them all."""
+    return [accepted_answer("/email", item) for item in request_messages(payload)]
+
+
 def accepted_answer(path: str, payload: Any) -> Any:
     """What Postmark answers when it accepts ``payload`` at ``path``: for interceptors."""
-    if path in ("/email/batch", "/email/batchWithTemplates"):
-        items = payload["Messages"] if isinstance(payload, dict) else payload
-        return [accepted_answer("/email", item) for item in items]
+    if path in BATCH_PATHS:
+        return accepted_answers(payload)
     return {
         "To": payload.get("To", ""),
         "SubmittedAt": datetime.now(timezone.utc).isoformat(),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -11,10 +10,11 @@ from typing import Any
 from flask import Flask, current_app
 from flask_login import LoginManager
 
-from .connector import PostmarkConnector, accepted_answer
+from .connector import PostmarkConnector
 from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
 from .flows import Flow, FlowResult, parse_flows
+from .outbox import DevOutbox
 from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load, refuse_unknown_keys
 from .store import Store, StoreUnavailableError, open_store
@@ -25,52 +25,6 @@ log = logging.getLogger("flask_postmark_auth")
 
 EXTENSION_KEY = "postmark_auth"
 _CONNECTOR_FIELDS = frozenset({"server_token", "from_email", "message_stream", "description"})
-
-
-class DevOutbox:
-    """Mail recorded in the store instead of sent, so every worker sees the same outbox."""
-
-    KEY = "dev-outbox"
-    #: Messages kept, newest first, and how long.
-    MAX_MESSAGES = 100
-    TTL = 24 * 3600
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-
-    def intercept(self, path: str, payload: Any) -> Any:
-        """A connector interceptor: record each message, answer as Postmark would."""
-        answer = accepted_answer(path, payload)
-        if isinstance(payload, list):
-            items = payload
-        elif isinstance(payload, dict) and "Messages" in payload:
-            items = payload["Messages"]
-        else:
-            items = [payload]
-        replies = answer if isinstance(answer, list) else [answer]
-        for item, reply in zip(items, replies, strict=True):
-            record = {
-                "id": reply["MessageID"],
-                "created": reply["SubmittedAt"],
-                "from": item.get("From"),
-                "to": item.get("To"),
-                "subject": item.get("Subject"),
-                "text": item.get("TextBody"),
-                "html": item.get("HtmlBody"),
-                "tag": item.get("Tag"),
-                "stream": item.get("MessageStream"),
-                "template": item.get("TemplateAlias", item.get("TemplateId")),
-                "model": item.get("TemplateModel"),
-            }
-            self._store.push(self.KEY, json.dumps(record), self.TTL, self.MAX_MESSAGES)
-        return answer
-
-    def messages(self) -> list[str]:
-        """Recorded messages as JSON strings, newest first."""
-        return self._store.items(self.KEY)
-
-    def clear(self) -> None:
-        self._store.delete(self.KEY)
 
 
 @dataclass

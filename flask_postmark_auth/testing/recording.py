@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..connector import accepted_answer
+from ..connector import BATCH_PATHS, accepted_answers, request_messages
 from ..extension import state
 from .fake_postmark import RecordedMessage
 
@@ -31,13 +31,11 @@ def record_messages(app: Flask) -> Iterator[list[RecordedMessage]]:
     saved = [c.interceptor for c in connectors]
 
     def intercept(path: str, payload: Any) -> Any:
-        answer = accepted_answer(path, payload)
-        items = payload if isinstance(payload, list) else payload.get("Messages", [payload])
-        answers = answer if isinstance(answer, list) else [answer]
+        replies = accepted_answers(payload)
         with lock:
-            for item, reply in zip(items, answers, strict=True):
+            for item, reply in zip(request_messages(payload), replies, strict=True):
                 outbox.append(RecordedMessage.from_payload(path, item, reply["MessageID"]))
-        return answer
+        return replies if path in BATCH_PATHS else replies[0]
 
     for connector in connectors:
         connector.interceptor = intercept
