@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import gc
 import math
-import socket
 import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+
+from tests.redis_server import ping
 
 #: Where a Redis server is looked for; the benchmarks never start one.
 REDIS_HOST = "127.0.0.1"
@@ -222,12 +223,7 @@ def mib(size: float) -> str:
 
 def redis_answers(host: str = REDIS_HOST, port: int = REDIS_PORT, timeout: float = 0.5) -> bool:
     """True when a Redis server answers PING (without a password) at ``host:port``."""
-    try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(64).startswith(b"+PONG")
-    except OSError:
-        return False
+    return ping(host, port, timeout)
 
 
 def clamp(value: float, low: int, high: int) -> int:
