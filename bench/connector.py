@@ -140,24 +140,11 @@ def _postmarker(fake: FakePostmark) -> Senders:
     client = PostmarkClient(server_token=fake.server_token, root_api_url=fake.url + "/")
     client.session.trust_env = False
 
-    def fields(to: str) -> dict[str, Any]:
-        return {
-            "From": FROM_EMAIL,
-            "To": to,
-            "Subject": SUBJECT,
-            "TextBody": TEXT,
-            "HtmlBody": HTML,
-            "Tag": "otp",
-            "TrackOpens": False,
-            "TrackLinks": "None",
-            "MessageStream": "outbound",
-        }
-
     def send(to: str) -> None:
-        client.emails.send(**fields(to))
+        client.emails.send(**_payload(to))
 
     def send_batch(recipients: list[str]) -> None:
-        answers = client.emails.send_batch(*(fields(to) for to in recipients))
+        answers = client.emails.send_batch(*(_payload(to) for to in recipients))
         if len(answers) != len(recipients):
             raise BenchError("postmarker batch answer did not match")
 

@@ -312,11 +312,6 @@ def render_step(flow: Flow, index: int, context: Mapping[str, Any]) -> RenderedS
     return RenderedStep(index, step.connector, skipped=False, to=to, message=message)
 
 
-def render_flow(flow: Flow, context: Mapping[str, Any]) -> list[RenderedStep]:
-    """Render every step (a dry run); raise :class:`FlowError` at the first that fails."""
-    return [render_step(flow, index, context) for index in range(len(flow.steps))]
-
-
 Sender = Callable[[RenderedStep], "str | None"]
 
 

@@ -102,6 +102,7 @@ class SignInService:
         self._background = background
         self.flows: Mapping[str, Flow] = flows or {}
         self._next_purge = store.clock() + PURGE_INTERVAL
+        self._signer_cache: tuple[tuple[str | bytes, ...], LinkSigner] | None = None
         self._display_names = {
             method: parseaddr(connectors[name].from_email)[0].strip()
             for method, name in (
@@ -272,7 +273,12 @@ class SignInService:
     # -- magic links ------------------------------------------------------------------------
 
     def _signer(self) -> LinkSigner:
-        return LinkSigner(self._secret_keys(), self.store.clock)
+        """The link signer for the current keys, made again only when the keys change."""
+        keys = tuple(self._secret_keys())
+        cached = self._signer_cache
+        if cached is None or cached[0] != keys:
+            cached = self._signer_cache = (keys, LinkSigner(keys, self.store.clock))
+        return cached[1]
 
     def request_link(
         self,

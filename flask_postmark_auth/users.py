@@ -74,10 +74,6 @@ class UserDirectory:
             )
         return find, create
 
-    def check(self) -> None:
-        """Raise :class:`ConfigurationError` when the callbacks do not fit the settings."""
-        self._checked()
-
     def find(self, email: str) -> Any:
         """The user for ``email``, or ``None``."""
         find, _ = self._checked()
