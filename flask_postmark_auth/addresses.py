@@ -13,6 +13,9 @@ from .errors import InvalidEmailError, MessageValidationError
 
 #: Longest address accepted anywhere (RFC 5321's path limit).
 MAX_ADDRESS_LENGTH = 254
+#: Longest input looked at before normalization (room for surrounding spaces and for
+#: characters that NFKC composes); anything longer is refused unread.
+MAX_RAW_LENGTH = 2 * MAX_ADDRESS_LENGTH
 
 _ATOM = r"[^\s\x00-\x1f\x7f@<>()\[\],;:\"\\]+"
 _ADDR_SPEC = re.compile(rf"{_ATOM}@{_ATOM}\.{_ATOM}")
@@ -36,6 +39,10 @@ def normalize_email(value: object) -> str:
     """
     if not isinstance(value, str):
         raise InvalidEmailError("Enter an email address.")
+    if len(value) > MAX_RAW_LENGTH:
+        # Checked before NFKC, which can multiply a string's length (U+FDFA becomes 18
+        # characters): no input may cost more than a short one to refuse.
+        raise InvalidEmailError("Enter a valid email address.")
     return _normalize(value)
 
 
@@ -84,6 +91,15 @@ def mailbox_address(value: str) -> str | None:
     if len(text) > MAX_ADDRESS_LENGTH or _ADDR_SPEC.fullmatch(text) is None:
         return None
     return text
+
+
+_ANY_ADDRESS = re.compile(r"[^\s@<>()\[\],;:\"'`]+@[^\s@<>()\[\],;:\"'`]+")
+
+
+def scrub_addresses(text: str) -> str:
+    """``text`` with every address in it masked: for logging error messages from elsewhere
+    (Postmark's own texts name the recipient)."""
+    return _ANY_ADDRESS.sub(lambda match: mask_email(match.group(0)), text)
 
 
 def mask_email(value: str) -> str:

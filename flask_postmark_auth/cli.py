@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
+from .checklist import run_checks
 from .extension import state
 from .flows import FlowError, RenderedStep, render_step
 
@@ -47,6 +49,21 @@ def connectors_command() -> None:
         )
         if connector.description:
             click.echo(f"    {connector.description}")
+
+
+@postmark_auth_cli.command("check")
+def check_command() -> None:
+    """Print the deployment checklist (canonical URL, SECRET_KEY, cookies, delivery, store,
+    dev outbox, proxies). Exits 1 when any line fails."""
+    checks = run_checks(current_app, state().settings)
+    click.echo("Deployment checklist\n")
+    for line in checks:
+        click.echo(str(line))
+    failed = sum(line.verdict == "FAIL" for line in checks)
+    warned = sum(line.verdict == "WARN" for line in checks)
+    click.echo(f"\n{failed} failed, {warned} warnings, {len(checks) - failed - warned} passed.")
+    if failed:
+        raise SystemExit(1)
 
 
 @postmark_auth_cli.command("purge")

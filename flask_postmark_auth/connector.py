@@ -23,7 +23,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from . import __version__
-from .addresses import check_mailbox, has_control_chars, mask_email
+from .addresses import check_mailbox, has_control_chars, mask_email, scrub_addresses
 from .errors import MessageValidationError, PostmarkError, TransportError, error_for
 
 log = logging.getLogger(__name__)
@@ -514,7 +514,8 @@ class PostmarkConnector:
         else:
             message = self._scrub(text) if isinstance(text, str) else "No message."
             error = error_for(response.status_code, code, message)
-        log.warning("Postmark %s %s refused: %s", method, path, error)
+        # Postmark's texts name the recipient ("Illegal email address 'ann@...'").
+        log.warning("Postmark %s %s refused: %s", method, path, scrub_addresses(str(error)))
         raise error
 
     def _result(self, answer: Any) -> SendResult:

@@ -155,3 +155,9 @@ class DeliveryFailedError(SignInError):
 class CSRFFailedError(SignInError):
     code = "csrf"
     default_message = "The form expired. Reload the page and try again."
+
+
+class RequestTooLargeError(SignInError):
+    code = "request_too_large"
+    status = 413
+    default_message = "That request is too large."

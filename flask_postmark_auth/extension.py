@@ -7,9 +7,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flask import Flask, current_app
+from flask import Flask, current_app, has_request_context, request
 from flask_login import LoginManager
 
+from .checklist import run_checks, secret_key_problems
 from .connector import PostmarkConnector
 from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
@@ -61,6 +62,15 @@ class PostmarkAuth:
         for name, default in DEFAULTS.items():
             app.config.setdefault(key(name), default)
         settings = load(app.config, debug=app.debug, testing=app.testing)
+        if not (app.debug or app.testing):
+            problems = list(secret_key_problems(app.config))
+            if problems:
+                raise ConfigurationError(
+                    f"{'; '.join(problems)}: anyone who knows or guesses it can forge a "
+                    "session and sign in as anyone. Set SECRET_KEY from the environment to "
+                    "a long random value, such as the output of "
+                    "`python -c 'import secrets; print(secrets.token_hex(32))'`."
+                )
         connectors = build_connectors(settings)
         try:
             store = open_store(settings.store, instance_path=app.instance_path, clock=self.clock)
@@ -94,10 +104,23 @@ class PostmarkAuth:
             self._set_up_login_manager(app, users)
 
         from .cli import postmark_auth_cli
-        from .views import bp
+        from .views import bp, limit_body
 
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
+        # First of the app's hooks, so no other one (CSRFProtect's) reads a huge body.
+        app.before_request_funcs.setdefault(None, []).insert(0, limit_body)
         app.cli.add_command(postmark_auth_cli)
+        if not (app.debug or app.testing):
+            warnings = [
+                c.name for c in run_checks(app, settings, startup=True) if c.verdict != "PASS"
+            ]
+            if warnings:
+                log.warning(
+                    "deployment check: %d warning%s (%s); run `flask postmark-auth check`",
+                    len(warnings),
+                    "" if len(warnings) == 1 else "s",
+                    ", ".join(warnings),
+                )
 
     @staticmethod
     def _set_up_login_manager(app: Flask, users: UserDirectory) -> None:
@@ -145,7 +168,16 @@ class PostmarkAuth:
             raise LookupError(
                 f"No flow named {name!r}; configured: {sorted(st.service.flows)}."
             ) from None
-        return st.service.run_flow(flow, context)
+        # A run asked for by a request (a public form, say) counts against the flow's
+        # rate limits; one from code outside a request (a job, the CLI) does not.
+        client_ip = (request.remote_addr or "") if has_request_context() else None
+        return st.service.run_flow(flow, context, client_ip=client_ip)
+
+    def sign_out_everywhere(self, email: str) -> bool:
+        """End every session and remember-me cookie of the built-in user ``email`` (for a
+        lost device, say). False when there is no such user. Apps with their own user
+        model rotate the alternative id their ``get_id()`` returns instead."""
+        return state().service.sign_out_everywhere(email)
 
     # -- services ---------------------------------------------------------------------------
 

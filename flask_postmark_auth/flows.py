@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from functools import lru_cache
+from typing import Any, Literal
 
-from jinja2 import StrictUndefined, TemplateError, TemplateSyntaxError, UndefinedError
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .addresses import normalize_email
 from .errors import ConfigurationError, InvalidEmailError, MessageValidationError, PostmarkError
@@ -35,12 +36,27 @@ STEP_KEYS = frozenset(
         "metadata",
     }
 )
-FLOW_KEYS = frozenset({"description", "trigger", "steps"})
+FLOW_KEYS = frozenset({"description", "trigger", "steps", "rate_limit"})
+#: Keys of a flow's ``rate_limit``: messages per rendered recipient and runs per client IP,
+#: per hour, when the flow is run from a request.
+RATE_LIMIT_KEYS = frozenset({"per_recipient", "per_ip"})
+
+#: A flow's ``rate_limit``: ``"default"`` (``FLOW_EMAILS_PER_HOUR`` and
+#: ``FLOW_IP_REQUESTS_PER_HOUR``), a dict overriding either, or ``None`` (no limit).
+RateLimit = Mapping[str, "int | None"] | Literal["default"] | None
 
 
 class FlowError(Exception):
     """A flow step could not be rendered: an undefined variable, a sandbox refusal, or a
     recipient that is not exactly one valid address. The message names flow and step."""
+
+
+class StepRateLimitedError(Exception):
+    """A step's recipient had its share of this flow's mail this hour."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"rate limited; retry after {retry_after} s")
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -68,6 +84,7 @@ class Flow:
     steps: tuple[EmailStep, ...]
     trigger: str | None = None
     description: str = ""
+    rate_limit: RateLimit = "default"
 
     def __init__(
         self,
@@ -75,11 +92,13 @@ class Flow:
         steps: Iterable[EmailStep],
         trigger: str | None = None,
         description: str = "",
+        rate_limit: RateLimit = "default",
     ) -> None:
         object.__setattr__(self, "name", name)
         object.__setattr__(self, "steps", tuple(steps))
         object.__setattr__(self, "trigger", trigger)
         object.__setattr__(self, "description", description)
+        object.__setattr__(self, "rate_limit", rate_limit)
 
 
 @dataclass(frozen=True)
@@ -96,13 +115,16 @@ class RenderedStep:
 @dataclass
 class StepOutcome:
     """What happened to one step: ``sent`` (with ``message_id``), ``queued`` (handed to
-    background delivery), ``skipped`` (its ``when`` was false) or ``failed`` (``error``)."""
+    background delivery), ``skipped`` (its ``when`` was false), ``rate_limited`` (its
+    recipient or the client had their share this hour; ``retry_after`` seconds) or
+    ``failed`` (``error``)."""
 
     index: int
     status: str
     to: str | None = None
     message_id: str | None = None
     error: Exception | None = None
+    retry_after: int | None = None
 
 
 @dataclass
@@ -114,16 +136,42 @@ class FlowResult:
 
     @property
     def ok(self) -> bool:
-        return all(step.status != "failed" for step in self.steps)
+        """True when no step failed or was rate limited."""
+        return all(step.status not in ("failed", "rate_limited") for step in self.steps)
+
+    @property
+    def retry_after(self) -> int | None:
+        """Seconds until a rate-limited step could go, or ``None`` when none was."""
+        waits = [step.retry_after for step in self.steps if step.retry_after is not None]
+        return max(waits) if waits else None
+
+    @classmethod
+    def rate_limited(cls, flow: Flow, retry_after: int) -> FlowResult:
+        """Every step of ``flow`` held back by a limit on the whole run."""
+        return cls(
+            flow.name,
+            [
+                StepOutcome(index, "rate_limited", retry_after=retry_after)
+                for index in range(len(flow.steps))
+            ],
+        )
 
 
-def _environments() -> tuple[SandboxedEnvironment, SandboxedEnvironment]:
-    plain = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
-    html = SandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
+def _environments() -> tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEnvironment]:
+    # Immutable: a template can read the context but not change a list or dict in it.
+    plain = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+    html = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=True)
     return plain, html
 
 
 _PLAIN, _HTML = _environments()
+
+
+@lru_cache(maxsize=1024)
+def _template(source: str, html: bool) -> Template:
+    """``source`` compiled once per process (``init_app`` compiles every flow's strings
+    when it checks them, so runs never pay for it)."""
+    return (_HTML if html else _PLAIN).from_string(source)
 
 
 def _where(flow: str, index: int | None) -> str:
@@ -174,7 +222,13 @@ def _flow_from_data(name: object, spec: object) -> Flow:
             raise ConfigurationError(f"{at} needs 'to', such as '{{{{ form.email }}}}'.")
         parsed.append(EmailStep(**options))
     description = spec.get("description", "")
-    return Flow(name, parsed, trigger=spec.get("trigger"), description=str(description))
+    return Flow(
+        name,
+        parsed,
+        trigger=spec.get("trigger"),
+        description=str(description),
+        rate_limit=spec.get("rate_limit", "default"),
+    )
 
 
 def check_flow(flow: Flow, connectors: set[str]) -> None:
@@ -186,6 +240,7 @@ def check_flow(flow: Flow, connectors: set[str]) -> None:
         )
     if not flow.steps:
         raise ConfigurationError(f"{where} has no steps.")
+    _check_rate_limit(flow.rate_limit, where)
     for index, step in enumerate(flow.steps):
         at = _where(flow.name, index)
         if not isinstance(step, EmailStep):
@@ -219,6 +274,23 @@ def check_flow(flow: Flow, connectors: set[str]) -> None:
                 ) from exc
 
 
+def _check_rate_limit(value: object, where: str) -> None:
+    if value is None or value == "default":
+        return
+    if not isinstance(value, Mapping):
+        raise ConfigurationError(
+            f"{where} 'rate_limit' must be a dict such as {{'per_recipient': 5, 'per_ip': 20}}"
+            ", or None for no limit."
+        )
+    refuse_unknown_keys(f"{where} 'rate_limit'", value, RATE_LIMIT_KEYS)
+    for name, limit in value.items():
+        whole = isinstance(limit, int) and not isinstance(limit, bool)
+        if limit is not None and (not whole or limit < 1):
+            raise ConfigurationError(
+                f"{where} 'rate_limit' {name!r} must be a whole number of at least 1, or None."
+            )
+
+
 def _sources(step: EmailStep) -> list[tuple[str, str]]:
     found: list[tuple[str, str]] = []
     for name in ("to", "subject", "text", "html", "tag"):
@@ -243,9 +315,15 @@ def _model_strings(value: Any, path: str) -> list[tuple[str, str]]:
     return []
 
 
+@lru_cache(maxsize=256)
+def _expression(source: str) -> Callable[..., Any]:
+    """A step's ``when``, compiled once per process."""
+    return _PLAIN.compile_expression(source, undefined_to_none=False)
+
+
 def _compile(source: str, name: str, at: str, *, html: bool) -> Any:
     try:
-        return (_HTML if html else _PLAIN).from_string(source)
+        return _template(source, html)
     except TemplateSyntaxError as exc:
         raise ConfigurationError(
             f"{at} '{name}': {exc.message} (line {exc.lineno}); fix the Jinja syntax."
@@ -256,7 +334,7 @@ def _render(
     source: str, context: Mapping[str, Any], name: str, at: str, *, html: bool = False
 ) -> str:
     try:
-        return str((_HTML if html else _PLAIN).from_string(source).render(context))
+        return str(_template(source, html).render(context))
     except SecurityError as exc:
         raise FlowError(f"{at} '{name}': refused by the sandbox ({exc}).") from exc
     except UndefinedError as exc:
@@ -281,7 +359,7 @@ def render_step(flow: Flow, index: int, context: Mapping[str, Any]) -> RenderedS
     at = _where(flow.name, index)
     if step.when is not None:
         try:
-            go = _PLAIN.compile_expression(step.when, undefined_to_none=False)(**context)
+            go = _expression(step.when)(**context)
         except (SecurityError, UndefinedError, TemplateError) as exc:
             raise FlowError(f"{at} 'when': {exc}") from exc
         if not go:
@@ -334,6 +412,8 @@ def _send_one(step: RenderedStep, send: Sender) -> StepOutcome:
         return StepOutcome(step.index, "skipped")
     try:
         message_id = send(step)
+    except StepRateLimitedError as exc:
+        return StepOutcome(step.index, "rate_limited", to=step.to, retry_after=exc.retry_after)
     except (PostmarkError, MessageValidationError) as exc:
         return StepOutcome(step.index, "failed", to=step.to, error=exc)
     status = "sent" if message_id else "queued"

@@ -25,9 +25,9 @@ def safe_next(
     scheme and host (or a host in ``allowed_hosts``); otherwise ``None``.
 
     Refused outright: backslashes and control characters anywhere, raw spaces, a ``//``
-    start, schemes other than http(s), user info in the host, any target whose
-    percent-decoded form parses to a different scheme or host, and anything the URL
-    parser itself rejects (such as a malformed ``[`` host).
+    start, schemes other than http(s), user info in the host, a port that is not a number,
+    any target whose percent-decoded form parses to a different scheme or host, and
+    anything the URL parser itself rejects (such as a malformed ``[`` host).
     """
     try:
         return _safe_next(target, scheme, host, allowed_hosts)
@@ -57,6 +57,7 @@ def _safe_next(target: object, scheme: str, host: str, allowed_hosts: Iterable[s
         return None
     if "@" in parts.netloc:
         return None
+    parts.port  # noqa: B018 - a port that is not a number ("host:evil") raises ValueError
     netloc = parts.netloc.lower()
     if parts.scheme.lower() == scheme.lower() and netloc == host.lower():
         return target

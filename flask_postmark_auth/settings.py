@@ -10,6 +10,7 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 from .errors import ConfigurationError
 
@@ -23,8 +24,8 @@ TRIGGERS = ("signed_in", "signed_up")
 #: No Server API Token until the app gives one.
 NO_TOKEN = None
 
-#: Key (without the prefix) -> default. ``STORE`` and ``DEV_OUTBOX`` are resolved at
-#: ``init_app`` when left as ``None`` (see :func:`load`).
+#: Key (without the prefix) -> default. ``STORE``, ``DEV_OUTBOX`` and ``DELIVERY`` are
+#: resolved at ``init_app`` when left as ``None`` (see :func:`load`).
 DEFAULTS: dict[str, Any] = {
     "SERVER_TOKEN": NO_TOKEN,
     "FROM_EMAIL": None,
@@ -51,9 +52,13 @@ DEFAULTS: dict[str, Any] = {
     "MAGIC_LINK_SUBJECT": "Your sign-in link for {{ app_name }}",
     "OTP_TEMPLATE": None,
     "MAGIC_LINK_TEMPLATE": None,
-    "DELIVERY": "sync",
+    "DELIVERY": None,
     "FLOWS": {},
     "DEV_OUTBOX": None,
+    "BASE_URL": None,
+    "APP_NAME": None,
+    "FLOW_EMAILS_PER_HOUR": 5,
+    "FLOW_IP_REQUESTS_PER_HOUR": 20,
 }
 
 #: Default From address of the dev outbox when no real connector is configured.
@@ -92,6 +97,12 @@ class Settings:
     delivery: str | Callable[..., Any]
     flows: Mapping[str, Any]
     dev_outbox: bool
+    #: The canonical URL (``scheme://host[/path]``, no trailing slash) links and ``next``
+    #: come from; ``None`` only in debug or testing, where the request's host serves.
+    base_url: str | None
+    app_name: str | None
+    flow_emails_per_hour: int
+    flow_ip_requests_per_hour: int
 
 
 def key(name: str) -> str:
@@ -214,6 +225,8 @@ def load(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
         raise _fail("FLOWS", "must be a dict of flow name to flow.")
 
     delivery = config[key("DELIVERY")]
+    if delivery is None:
+        delivery = "sync" if testing else "background"
     if not callable(delivery) and delivery not in ("sync", "background"):
         raise _fail("DELIVERY", f"must be 'sync', 'background' or a callable, not {delivery!r}.")
 
@@ -246,4 +259,59 @@ def load(config: Mapping[str, Any], *, debug: bool, testing: bool) -> Settings:
         delivery=delivery,
         flows=flows,
         dev_outbox=bool(dev_outbox),
+        base_url=canonical_url(config, debug=debug, testing=testing),
+        app_name=_str(config, "APP_NAME", optional=True),
+        flow_emails_per_hour=_int(config, "FLOW_EMAILS_PER_HOUR", 1),
+        flow_ip_requests_per_hour=_int(config, "FLOW_IP_REQUESTS_PER_HOUR", 1),
     )
+
+
+def canonical_url(config: Mapping[str, Any], *, debug: bool, testing: bool) -> str | None:
+    """The app's public URL: ``BASE_URL``, else ``PREFERRED_URL_SCHEME://SERVER_NAME`` (with
+    ``APPLICATION_ROOT``), else ``None`` in debug or testing (the request's host serves).
+    Outside debug and testing a missing one is an error: the ``Host`` header is the
+    client's to choose, and a link built from it goes wherever an attacker says."""
+    value = config[key("BASE_URL")]
+    if value is None:
+        server_name = config.get("SERVER_NAME")
+        if not server_name:
+            if debug or testing:
+                return None
+            raise _fail(
+                "BASE_URL",
+                "is not set: set it to the app's public URL, such as "
+                "'https://app.acme.example' (or set SERVER_NAME). Sign-in links are built "
+                "from it; without it they would follow the Host header of each request, "
+                "which anyone can forge.",
+            )
+        scheme = config.get("PREFERRED_URL_SCHEME") or "http"
+        root = (config.get("APPLICATION_ROOT") or "/").rstrip("/")
+        value = f"{scheme}://{server_name}{root}"
+    elif not isinstance(value, str):
+        raise _fail(
+            "BASE_URL", f"must be a URL such as 'https://app.acme.example', not {value!r}."
+        )
+    parts = urlsplit(value.strip())
+    try:
+        parts.port  # noqa: B018 - raises ValueError for a port that is not a number
+    except ValueError:
+        parts = parts._replace(scheme="")
+    if (
+        parts.scheme not in ("http", "https")
+        or not parts.hostname
+        or parts.username is not None
+        or parts.query
+        or parts.fragment
+        or has_unsafe_chars(value)
+    ):
+        raise _fail(
+            "BASE_URL",
+            f"must be an http(s) URL with a host and at most a path, such as "
+            f"'https://app.acme.example' or 'https://acme.example/app'; it is {value!r}.",
+        )
+    return f"{parts.scheme}://{parts.netloc.lower()}{parts.path.rstrip('/')}"
+
+
+def has_unsafe_chars(value: str) -> bool:
+    """Whitespace, control characters or backslashes: never in a canonical URL."""
+    return any(c.isspace() or ord(c) < 32 or ord(c) == 127 or c == "\\" for c in value)

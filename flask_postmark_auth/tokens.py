@@ -77,3 +77,68 @@ class LinkSigner:
         except BadSignature:  # SignatureExpired and BadTimeSignature included
             return None
         return nonce if isinstance(nonce, str) else None
+
+
+#: The shortest ``SECRET_KEY`` accepted in production, in bytes.
+MIN_SECRET_KEY_BYTES = 16
+#: The fewest distinct characters a production ``SECRET_KEY`` may have.
+MIN_SECRET_KEY_DISTINCT = 8
+#: Values copied from tutorials and templates: anyone can sign sessions with them.
+PLACEHOLDER_KEYS = frozenset(
+    {
+        "change-me",
+        "changeme",
+        "change_me",
+        "change-me-in-production",
+        "change-this",
+        "replace-me",
+        "secret",
+        "secret-key",
+        "secret_key",
+        "secretkey",
+        "super-secret",
+        "supersecret",
+        "super-secret-key",
+        "my-secret-key",
+        "mysecretkey",
+        "your-secret-key",
+        "your_secret_key",
+        "your-secret-key-here",
+        "dev",
+        "dev-key",
+        "dev-secret",
+        "dev-secret-key",
+        "development",
+        "development-key",
+        "default",
+        "insecure",
+        "password",
+        "test",
+        "testing",
+        "flask",
+        "not-a-secret",
+        "notasecret",
+        "this-is-a-secret",
+        "this-is-not-secret",
+    }
+)
+
+
+def weak_key_reason(secret_key: object) -> str | None:
+    """Why ``secret_key`` is too weak to sign sessions and links in production, or ``None``.
+
+    Anyone who knows or guesses the key can forge a Flask session, and so sign in as
+    anyone: a known placeholder, a short key or one with few distinct characters is refused.
+    """
+    if not secret_key:
+        return "is not set"
+    raw = _to_bytes(secret_key) if isinstance(secret_key, (str, bytes)) else None
+    if raw is None:
+        return f"must be a string or bytes, not {type(secret_key).__name__}"
+    if raw.strip().lower().decode("utf-8", "replace") in PLACEHOLDER_KEYS:
+        return "is a well-known placeholder"
+    if len(raw) < MIN_SECRET_KEY_BYTES:
+        return f"is {len(raw)} bytes long; use at least {MIN_SECRET_KEY_BYTES}"
+    if len(set(raw)) < MIN_SECRET_KEY_DISTINCT:
+        return f"has fewer than {MIN_SECRET_KEY_DISTINCT} distinct characters"
+    return None

@@ -2,27 +2,49 @@
 
 from __future__ import annotations
 
+import hmac
+import logging
+import secrets
 from collections.abc import Callable
 from typing import Any
 
 from flask_login import UserMixin
 
-from .errors import ConfigurationError
+from .addresses import normalize_email
+from .errors import ConfigurationError, InvalidEmailError
 from .settings import key
 from .store import Store
+
+log = logging.getLogger("flask_postmark_auth")
 
 FindUser = Callable[[str], Any]
 CreateUser = Callable[[str], Any]
 
 _USER_KEY = "user:"
+#: Separates the address from the session token in a built-in user's Flask-Login id (no
+#: address this package accepts holds one).
+_ID_SEP = ":"
+
+
+class AddressMismatchError(Exception):
+    """The app's callback returned a user whose ``email`` is not the requested address."""
 
 
 class EmailUser(UserMixin):  # type: ignore[misc]  # Flask-Login ships no types
-    """The built-in user: nothing but a normalized address, which is also its id."""
+    """The built-in user: nothing but a normalized address, which is also its id.
 
-    def __init__(self, email: str) -> None:
+    Flask-Login keeps ``get_id()`` in the session and the remember cookie: the address and
+    a random token that signing out replaces, so every cookie issued before stops working.
+    """
+
+    def __init__(self, email: str, session_token: str) -> None:
         self.id = email
         self.email = email
+        #: Random, replaced on sign-out: part of ``get_id()``, never an address's secret.
+        self.session_token = session_token
+
+    def get_id(self) -> str:
+        return f"{self.id}{_ID_SEP}{self.session_token}"
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, EmailUser) and other.id == self.id
@@ -32,6 +54,21 @@ class EmailUser(UserMixin):  # type: ignore[misc]  # Flask-Login ships no types
 
     def __repr__(self) -> str:
         return f"<EmailUser {self.id!r}>"
+
+
+def public_id(user: Any) -> Any:
+    """The id the JSON API shows: a built-in user's address, else ``get_id()``."""
+    return user.id if isinstance(user, EmailUser) else user.get_id()
+
+
+def matches(user: Any, address: str) -> bool:
+    """Whether ``user.email`` normalizes to ``address``: a database collation that folds
+    ``straße`` into ``strasse`` must not hand one person's account to another."""
+    email = getattr(user, "email", None)
+    try:
+        return normalize_email(email) == address
+    except InvalidEmailError:
+        return False
 
 
 class UserDirectory:
@@ -53,7 +90,9 @@ class UserDirectory:
         find, create = self._callbacks()
         return find is None and create is None
 
-    def _checked(self) -> tuple[FindUser | None, CreateUser | None]:
+    def check(self) -> tuple[FindUser | None, CreateUser | None]:
+        """The callbacks, or :class:`ConfigurationError` when they do not fit the settings
+        (the same for every address, so the request path may call it)."""
         find, create = self._callbacks()
         if find is None and create is None:
             if not self._allow_signup:
@@ -75,26 +114,57 @@ class UserDirectory:
         return find, create
 
     def find(self, email: str) -> Any:
-        """The user for ``email``, or ``None``."""
-        find, _ = self._checked()
+        """The user for ``email``, or ``None``; :class:`AddressMismatchError` when the app's
+        callback answers with someone else's account."""
+        find, _ = self.check()
         if find is not None:
-            return find(email)
-        return EmailUser(email) if self._store.get(_USER_KEY + email) is not None else None
+            return self._own(find(email), email, "find_user")
+        token = self._store.get(_USER_KEY + email)
+        return EmailUser(email, token) if token is not None else None
 
     def create(self, email: str) -> tuple[Any, bool]:
         """Make the user for a first sign-in; ``(user, created)``. Built-in users are
         recorded with an atomic add, so two workers never both report a sign-up."""
-        _, create = self._checked()
+        _, create = self.check()
         if create is not None:
-            return create(email), True
-        created = self._store.add(_USER_KEY + email, "1", None)
-        return EmailUser(email), created
+            return self._own(create(email), email, "create_user"), True
+        token = secrets.token_urlsafe(12)
+        created = self._store.add(_USER_KEY + email, token, None)
+        if not created:
+            token = self._store.get(_USER_KEY + email) or token
+        return EmailUser(email, token), created
+
+    @staticmethod
+    def _own(user: Any, email: str, callback: str) -> Any:
+        if user is not None and not matches(user, email):
+            log.warning(
+                "@auth.%s returned a user whose email is not the requested address "
+                "(a case- or accent-insensitive collation?); treating the address as "
+                "unknown",
+                callback,
+            )
+            raise AddressMismatchError(callback)
+        return user
 
     def may_sign_up(self) -> bool:
         return self._allow_signup
 
     def load(self, user_id: str) -> EmailUser | None:
-        """Flask-Login's loader for built-in users."""
+        """Flask-Login's loader for built-in users: the address and its current token."""
         if not self.builtin:
             return None
-        return EmailUser(user_id) if self._store.get(_USER_KEY + user_id) is not None else None
+        email, sep, token = user_id.rpartition(_ID_SEP)
+        if not sep or not token:
+            return None  # an id from before tokens, or not ours: signed out
+        current = self._store.get(_USER_KEY + email)
+        if current is None or not hmac.compare_digest(current.encode(), token.encode()):
+            return None
+        return EmailUser(email, current)
+
+    def revoke(self, email: str) -> bool:
+        """Give a built-in user a new token: every session and remember cookie issued
+        before stops working. False when there is no such user."""
+        if self._store.get(_USER_KEY + email) is None:
+            return False
+        self._store.set(_USER_KEY + email, secrets.token_urlsafe(12), None)
+        return True

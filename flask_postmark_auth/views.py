@@ -6,12 +6,14 @@ import json
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
     Response,
     abort,
     current_app,
+    g,
     jsonify,
     make_response,
     redirect,
@@ -20,17 +22,28 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_user, logout_user
+from flask_login import current_user, login_user, logout_user
 from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from markupsafe import Markup, escape
-from werkzeug.exceptions import NotFound
+from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
+from werkzeug.wsgi import LimitedStream
 from wtforms.validators import ValidationError
 
-from .errors import CSRFFailedError, InvalidCodeError, InvalidLinkError, SignInError
+from .addresses import normalize_email
+from .errors import (
+    CSRFFailedError,
+    InvalidCodeError,
+    InvalidEmailError,
+    InvalidLinkError,
+    RequestTooLargeError,
+    SignInError,
+)
 from .extension import state
+from .outbox import DevOutbox
 from .service import Origin, SignedIn
 from .store import StoreUnavailableError
+from .users import public_id
 
 log = logging.getLogger("flask_postmark_auth")
 
@@ -38,6 +51,13 @@ bp = Blueprint("postmark_auth", __name__, template_folder="templates")
 
 _EMAIL_SESSION_KEY = "_postmark_auth_email"
 _URL = re.compile(r"https?://[^\s<>\"']+")
+#: Largest body a sign-in POST may have: an address, a code and a ``next`` fit many times.
+MAX_BODY = 64 * 1024
+#: Hosts the dev outbox answers besides the canonical URL's, as Werkzeug's debugger does:
+#: a DNS-rebinding page on another name cannot read codes off a developer's machine.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+#: Flask-WTF's defaults, for apps that do not set them.
+_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
 
 
 # -- request helpers ------------------------------------------------------------------------
@@ -71,7 +91,12 @@ def text(data: dict[str, Any], name: str) -> str:
 
 
 def origin() -> Origin:
-    return Origin(ip=request.remote_addr, scheme=request.scheme, host=request.host)
+    return Origin(
+        ip=request.remote_addr,
+        scheme=request.scheme,
+        host=request.host,
+        root=request.script_root,
+    )
 
 
 def truthy(value: object) -> bool:
@@ -100,17 +125,41 @@ def template_globals() -> dict[str, Any]:
 # -- protections ----------------------------------------------------------------------------
 
 
+def limit_body() -> None:
+    """Refuse a sign-in POST body over :data:`MAX_BODY` before anything reads it (an app
+    hook of its own, first in line: the app's CSRFProtect would read it before the
+    blueprint's hooks run). A body of unknown length is cut off at the limit."""
+    if request.blueprint != bp.name or request.method != "POST":
+        return
+    length = request.content_length
+    if length is not None and length > MAX_BODY:
+        raise RequestTooLargeError()
+    if length is None and "wsgi.input" in request.environ:
+        request.environ["wsgi.input"] = LimitedStream(
+            request.environ["wsgi.input"], MAX_BODY, is_max=True
+        )
+
+
 @bp.before_request
 def protect() -> BaseResponse | None:
-    """CSRF on every POST (unless the app's CSRFProtect does it). The per-IP throttle is
-    the service's: it counts each sign-in POST with its other counters in one round trip."""
+    """CSRF on every POST whenever ``WTF_CSRF_ENABLED`` is on, whatever the app's own
+    CSRFProtect does (exempted views, ``WTF_CSRF_CHECK_DEFAULT = False``). The per-IP
+    throttle is the service's: it counts each sign-in POST with its other counters."""
     if request.method != "POST":
         return None
-    if current_app.config.get("WTF_CSRF_ENABLED", True) and "csrf" not in current_app.extensions:
-        data = form()
-        token = request.headers.get("X-CSRFToken") or request.headers.get("X-CSRF-Token")
+    config = current_app.config
+    if config.get("WTF_CSRF_ENABLED", True):
+        field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
+        token = next(
+            (
+                request.headers[name]
+                for name in config.get("WTF_CSRF_HEADERS", _CSRF_HEADERS)
+                if request.headers.get(name)
+            ),
+            None,
+        )
         try:
-            validate_csrf(token or text(data, "csrf_token"))
+            validate_csrf(token or text(form(), field))
         except ValidationError as exc:
             raise CSRFFailedError() from exc
     return None
@@ -133,6 +182,11 @@ def app_csrf_failed(exc: CSRFError) -> BaseResponse:
 @bp.errorhandler(SignInError)
 def sign_in_error(exc: SignInError) -> BaseResponse:
     return answer_error(exc)
+
+
+@bp.errorhandler(RequestEntityTooLarge)
+def too_large(exc: RequestEntityTooLarge) -> BaseResponse:
+    return answer_error(RequestTooLargeError())
 
 
 @bp.errorhandler(NotFound)
@@ -181,7 +235,7 @@ def render_error_page(
     code: str, message: str, status: int, extra: dict[str, object]
 ) -> BaseResponse:
     endpoint = request.endpoint or ""
-    data = form() if request.method == "POST" else {}
+    data = form() if request.method == "POST" and code != "request_too_large" else {}
     if endpoint == "postmark_auth.verify_code":
         return page(
             "verify.html",
@@ -195,8 +249,10 @@ def render_error_page(
     if endpoint == "postmark_auth.magic_link":
         token = (request.view_args or {}).get("token", "")
         # A stale form (CSRF) does not make the link itself invalid: offer the button again.
-        valid = code == "csrf" and state().service.link_is_valid(token)
-        return page("magic_link.html", status, valid=valid, token=token, error=message)
+        email = state().service.link_email(token) if code == "csrf" else None
+        # A stale form for a link used up meanwhile: say what matters, the link is gone.
+        stale = code == "csrf" and email is None
+        return link_page(token, email, status, error=None if stale else message)
     return page(
         "login.html",
         status,
@@ -209,22 +265,55 @@ def render_error_page(
 
 def signed_in(result: SignedIn, remember: bool) -> BaseResponse:
     st = state()
+    # Whatever the session held before (a CSRF token, another account, an attacker's
+    # planted values) is dropped: a fresh session for the person who just proved who they
+    # are, as Django's login() cycles its session key.
+    session.clear()
+    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
     if not login_user(result.user, remember=remember):
         raise (
             InvalidLinkError()
             if result.method == "magic_link"
             else InvalidCodeError(attempts_left=0)
         )
-    session.pop(_EMAIL_SESSION_KEY, None)
     st.service.signed_in(result)
     if wants_json():
         user = result.user
         return jsonify(
             status="signed_in",
-            user={"id": user.get_id(), "email": getattr(user, "email", result.email)},
+            user={"id": public_id(user), "email": getattr(user, "email", result.email)},
             next=result.next,
+            csrf_token=generate_csrf(),
         )
     return see_other(result.next)
+
+
+def signed_in_elsewhere(email: str | None) -> str | None:
+    """The address of whoever is signed in in this browser, when it is not ``email``
+    (``""`` for a user without a usable address)."""
+    if not current_user.is_authenticated:
+        return None
+    try:
+        mine = normalize_email(getattr(current_user, "email", None))
+    except InvalidEmailError:
+        return ""
+    return None if mine == email else mine
+
+
+def link_page(
+    token: str, email: str | None, status: int | None = None, error: str | None = None
+) -> BaseResponse:
+    """The confirm page of a link: the account it signs in to, and who is signed in now
+    when that is someone else (so an attacker's link cannot switch accounts unseen)."""
+    return page(
+        "magic_link.html",
+        status if status is not None else (200 if email else 400),
+        valid=email is not None,
+        email=email,
+        current_email=signed_in_elsewhere(email) if email else None,
+        token=token,
+        error=error,
+    )
 
 
 def require(method: str) -> None:
@@ -286,12 +375,7 @@ def verify_code() -> BaseResponse:
 def request_link() -> BaseResponse:
     require("magic_link")
     data = form()
-    sent = state().service.request_link(
-        data.get("email"),
-        data.get("next"),
-        origin(),
-        lambda token: url_for(".magic_link", token=token, _external=True),
-    )
+    sent = state().service.request_link(data.get("email"), data.get("next"), origin())
     if wants_json():
         response = jsonify(status="sent", expires_in=sent.expires_in)
         response.status_code = 202
@@ -314,13 +398,18 @@ def check_email() -> BaseResponse:
 def magic_link(token: str) -> BaseResponse:
     require("magic_link")
     service = state().service
-    if request.method == "GET" and state().settings.magic_link_confirm:
-        # Scanners follow links: GET shows a button and changes nothing.
-        valid = service.link_is_valid(token)
-        if wants_json():
-            return jsonify(valid=valid)
-        return page("magic_link.html", 200 if valid else 400, valid=valid, token=token, error=None)
     if request.method == "GET":
+        email = service.link_email(token)
+        # Scanners follow links: GET shows a button and changes nothing. It signs in at
+        # once only when MAGIC_LINK_CONFIRM is off and no one else is signed in here.
+        if (
+            state().settings.magic_link_confirm
+            or email is None
+            or signed_in_elsewhere(email) is not None
+        ):
+            if wants_json():
+                return jsonify(valid=True, email=email) if email else jsonify(valid=False)
+            return link_page(token, email)
         data: dict[str, Any] = {}
     else:
         data = form()
@@ -330,7 +419,10 @@ def magic_link(token: str) -> BaseResponse:
 
 @bp.post("/logout")
 def logout() -> BaseResponse:
+    user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
+    if user is not None:
+        state().service.signed_out(user)
     if wants_json():
         return jsonify(status="signed_out")
     data = form()
@@ -356,12 +448,28 @@ def linkify(value: str | None) -> Markup:
     return Markup("").join(out)
 
 
+def outbox_host_allowed() -> bool:
+    """Whether the request names this machine (or the canonical URL's host)."""
+    try:
+        host = urlsplit(f"//{request.host}").hostname
+    except ValueError:
+        return False
+    base = state().settings.base_url
+    canonical = urlsplit(base).hostname if base else None
+    return host is not None and (host in LOCAL_HOSTS or host == canonical)
+
+
+def dev_outbox() -> DevOutbox:
+    """The outbox, or 404 when it is off or the request does not name this machine."""
+    found = state().outbox
+    if found is None or not outbox_host_allowed():
+        abort(404)
+    return found
+
+
 @bp.get("/dev/outbox")
 def outbox() -> BaseResponse:
-    st = state()
-    if not st.settings.dev_outbox or st.outbox is None:
-        abort(404)
-    messages = [json.loads(item) for item in st.outbox.messages()]
+    messages = [json.loads(item) for item in dev_outbox().messages()]
     if wants_json():
         return jsonify(messages=messages)
     for message in messages:  # "2026-11-24T05:56:21.613609+00:00" -> "2026-11-24 05:56:21 UTC"
@@ -374,10 +482,7 @@ def outbox() -> BaseResponse:
 
 @bp.post("/dev/outbox/clear")
 def outbox_clear() -> BaseResponse:
-    st = state()
-    if not st.settings.dev_outbox or st.outbox is None:
-        abort(404)
-    st.outbox.clear()
+    dev_outbox().clear()
     if wants_json():
         return jsonify(status="cleared")
     return see_other(url_for(".outbox"))

@@ -12,6 +12,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.errors import ConfigurationError
 from flask_postmark_auth.testing import FakePostmark
 from tests.conftest import AppFactory
@@ -217,9 +218,13 @@ def test_dev_outbox_outside_debug_or_testing_is_refused(make_app: AppFactory) ->
 
 
 def test_dev_outbox_is_allowed_in_debug(make_app: AppFactory) -> None:
-    app = make_app(config={"TESTING": False, "DEBUG": True}, DEV_OUTBOX=True, STORE="memory://")
+    auth = PostmarkAuth()
+    app = make_app(
+        auth=auth, config={"TESTING": False, "DEBUG": True}, DEV_OUTBOX=True, STORE="memory://"
+    )
     client = app.test_client()
     client.post("/auth/otp", json={"email": ANN})
+    assert auth.flush(5)  # debug without testing delivers in the background by default
     assert [m["to"] for m in messages(client)] == [ANN]
 
 

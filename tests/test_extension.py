@@ -17,8 +17,10 @@ TOKEN = "server-token-0123456789abcdef"
 
 
 def make_app(testing: bool = False, debug: bool = False, **config: Any) -> Flask:
+    """An app as deployed: a strong key and a canonical URL unless the test says otherwise."""
+    config.setdefault("BASE_URL", "https://app.acme.example")
     app = Flask(__name__)
-    app.config.update(SECRET_KEY="test", TESTING=testing)
+    app.config.update(SECRET_KEY="extension-tests-0123456789abcdef", TESTING=testing)
     app.debug = debug
     app.config.update({f"POSTMARK_AUTH_{k}": v for k, v in config.items()})
     return app
@@ -72,7 +74,7 @@ def test_every_default_is_set_without_overriding_the_apps_values() -> None:
     PostmarkAuth(app)
     assert app.config["POSTMARK_AUTH_OTP_TTL"] == 120
     for name, default in DEFAULTS.items():
-        if name not in ("OTP_TTL", "SERVER_TOKEN", "FROM_EMAIL"):
+        if name not in ("OTP_TTL", "SERVER_TOKEN", "FROM_EMAIL", "BASE_URL"):
             assert app.config[f"POSTMARK_AUTH_{name}"] == default
 
 

@@ -17,6 +17,7 @@ import pytest
 
 from example_app import create_app
 from flask_postmark_auth.testing import FakePostmark
+from tests.redis_server import free_port
 
 from .harness import VIEWPORT, LiveServer, app_config, browser_unavailable, launch_options
 
@@ -59,7 +60,10 @@ def fake() -> Iterator[FakePostmark]:
 
 
 def serve(config: dict[str, Any]) -> Iterator[LiveServer]:
-    with LiveServer(create_app(config)) as live:
+    """The example app on a free loopback port, which is also its canonical URL."""
+    port = free_port()
+    config = {"POSTMARK_AUTH_BASE_URL": f"http://127.0.0.1:{port}", **config}
+    with LiveServer(create_app(config), port) as live:
         yield live
 
 

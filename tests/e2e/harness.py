@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import threading
+import time
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -70,7 +71,7 @@ def app_config(fake: FakePostmark, store: str, *, dev_outbox: bool = False) -> d
     ``dev_outbox=True`` is the demo's mode: TESTING, mail recorded in the dev outbox, the
     connector's Test action still talking to ``fake``."""
     config: dict[str, Any] = {
-        "SECRET_KEY": "e2e-secret-key",
+        "SECRET_KEY": "e2e-secret-key-0123456789abcdef",
         "POSTMARK_AUTH_SERVER_TOKEN": fake.server_token,
         "POSTMARK_AUTH_API_URL": fake.url,
         "POSTMARK_AUTH_FROM_EMAIL": FROM_EMAIL,
@@ -92,10 +93,10 @@ class _QuietHandler(WSGIRequestHandler):
 class LiveServer:
     """``app`` served by werkzeug's threaded WSGI server on a free loopback port."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, port: int = 0) -> None:
         self.app = app
         self._server: BaseWSGIServer = make_server(
-            "127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler
+            "127.0.0.1", port, app, threaded=True, request_handler=_QuietHandler
         )
         self.url = f"http://127.0.0.1:{self._server.server_port}"
         self._thread = threading.Thread(
@@ -141,8 +142,14 @@ def link_in(text: str | None) -> str:
 
 
 def mail_to(fake: FakePostmark, address: str, tag: str | None = None) -> RecordedMessage:
-    """The newest message FakePostmark accepted for ``address`` (with ``tag``, if given)."""
-    found = [m for m in fake.messages if m.to == address and (tag is None or m.tag == tag)]
+    """The newest message FakePostmark accepted for ``address`` (with ``tag``, if given),
+    waiting up to 10 s for it: the app delivers in the background, after answering."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = [m for m in fake.messages if m.to == address and (tag is None or m.tag == tag)]
+        if found or time.monotonic() > deadline:
+            break
+        time.sleep(0.02)
     assert found, f"no mail to {address} (tag {tag}) in {fake.messages}"
     return found[-1]
 

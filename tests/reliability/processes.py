@@ -71,6 +71,9 @@ def app_env(
         env["POSTMARK_AUTH_SERVER_TOKEN"] = fake.server_token
         env["POSTMARK_AUTH_FROM_EMAIL"] = FROM
         env["POSTMARK_AUTH_API_URL"] = fake.url
+    # A deployment names its canonical URL; these tests read link paths only. They
+    # deliver inline unless they say otherwise, so a sent message is there on the answer.
+    settings = {"BASE_URL": f"http://{HOST}", "DELIVERY": "sync", **settings}
     for name, value in settings.items():
         env[f"POSTMARK_AUTH_{name}"] = value if isinstance(value, str) else json.dumps(value)
     env.update(extra or {})
@@ -233,13 +236,20 @@ class Visitor:
         )
 
     def post(self, path: str, body: Mapping[str, Any] | None = None) -> requests.Response:
-        return self.http.post(
+        """POST JSON with the session's CSRF token; a sign-in starts a new session and
+        answers with its token, which later posts use (as an SPA would)."""
+        response = self.http.post(
             self.base_url + path,
             json=dict(body or {}),
             headers={**JSON, "X-CSRFToken": self.csrf_token},
             timeout=TIMEOUT,
             allow_redirects=False,
         )
+        if response.status_code == 200 and "json" in response.headers.get("Content-Type", ""):
+            fresh = response.json().get("csrf_token")
+            if isinstance(fresh, str):
+                self.csrf_token = fresh
+        return response
 
     def close(self) -> None:
         self.http.close()

@@ -141,7 +141,8 @@ def test_a_link_sent_by_a_is_consumed_on_b_then_refused_on_a(
     with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
         assert on_a.post("/auth/magic-link", {"email": address}).status_code == 202
         link = link_in(mail_to(fake, address, "magic-link"))
-        assert on_a.get(link).json() == {"valid": True}  # the confirm page changes nothing
+        # The confirm page names the account and changes nothing.
+        assert on_a.get(link).json() == {"valid": True, "email": address}
         signed_in = on_b.post(link)
         assert signed_in.status_code == 200, signed_in.text
         assert signed_in.json()["user"]["email"] == address
