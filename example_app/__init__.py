@@ -19,7 +19,7 @@ import secrets
 from collections.abc import Mapping
 from typing import Any
 
-from flask import Flask, abort, render_template, request
+from flask import Flask, Response, abort, make_response, render_template, request
 from flask_login import current_user, login_required
 from flask_wtf import CSRFProtect
 
@@ -29,16 +29,23 @@ log = logging.getLogger(__name__)
 
 auth = PostmarkAuth()
 
-#: The contact form's flow: a thank-you to whoever wrote, rendered from the form.
+#: The contact form's flow: a thank-you to whoever wrote. Only a signed-in sender (whose
+#: address is their account's, so proven) gets their own words back; a signed-out one gets
+#: fixed text, so the form cannot carry anyone's message to a stranger's inbox. The
+#: extension also limits runs per client and mail per recipient (FLOW_*_PER_HOUR).
 FLOWS = {
     "contact": {
         "description": "Thank people who use the contact form",
         "steps": [
             {
                 "to": "{{ form.email }}",
-                "subject": "Thanks for writing, {{ form.name or 'friend' }}",
-                "text": "We got your message:\n\n{{ form.message }}\n\nThe demo team",
-                "html": "<p>We got your message:</p><blockquote>{{ form.message }}</blockquote>"
+                "subject": "Thanks for writing{% if verified %}, {{ form.name or 'friend' }}"
+                "{% endif %}",
+                "text": "We got your message{% if verified %}:\n\n{{ form.message }}"
+                "{% else %}, and will answer from our own address.{% endif %}\n\nThe demo team",
+                "html": "<p>We got your message{% if verified %}:</p>"
+                "<blockquote>{{ form.message }}</blockquote>"
+                "{% else %}, and will answer from our own address.</p>{% endif %}"
                 "<p>The demo team</p>",
                 "tag": "contact",
             }
@@ -167,21 +174,36 @@ def register_views(app: Flask) -> None:
         )
 
     @app.route("/contact", methods=["GET", "POST"])
-    def contact() -> tuple[str, int]:
+    def contact() -> Response:
         result = None
         error = None
-        form = {"email": current_user.email} if current_user.is_authenticated else {}
+        status = 200
+        signed_in = current_user.is_authenticated
+        form = {"email": current_user.email} if signed_in else {}
         if request.method == "POST":
             form = {
                 name: request.form.get(name, "").strip() for name in ("name", "email", "message")
             }
+            if signed_in:
+                form["email"] = current_user.email  # a signed-in sender writes as themselves
             if not form["email"] or not form["message"]:
                 error = "Please give your email address and a message."
             elif len(form["message"]) > MAX_MESSAGE:
                 error = f"Please keep the message under {MAX_MESSAGE} characters."
             else:
-                result = auth.run_flow("contact", form=form)
-                if not result.ok:
+                result = auth.run_flow("contact", form=form, verified=signed_in)
+                if result.retry_after is not None:
+                    minutes = -(-result.retry_after // 60)
+                    error = f"Too many messages just now. Please try again in {minutes} min."
+                    status = 429
+                elif not result.ok:
                     error = "We could not send that: check the address and try again."
-        status = 400 if error else 200
-        return render_template("contact.html", result=result, form=form, error=error), status
+        if error and status == 200:
+            status = 400
+        html = render_template(
+            "contact.html", result=result, form=form, error=error, signed_in=signed_in
+        )
+        response = make_response(html, status)
+        if result is not None and result.retry_after is not None:
+            response.headers["Retry-After"] = str(result.retry_after)
+        return response

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import re
@@ -27,7 +28,6 @@ from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
 from markupsafe import Markup, escape
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
-from werkzeug.wsgi import LimitedStream
 from wtforms.validators import ValidationError
 
 from .addresses import normalize_email
@@ -128,16 +128,25 @@ def template_globals() -> dict[str, Any]:
 def limit_body() -> None:
     """Refuse a sign-in POST body over :data:`MAX_BODY` before anything reads it (an app
     hook of its own, first in line: the app's CSRFProtect would read it before the
-    blueprint's hooks run). A body of unknown length is cut off at the limit."""
+    blueprint's hooks run). A body of unknown length is read up to the limit, no further.
+    (Without ``wsgi.input_terminated`` the server gives no body of unknown length.)"""
     if request.blueprint != bp.name or request.method != "POST":
         return
     length = request.content_length
     if length is not None and length > MAX_BODY:
         raise RequestTooLargeError()
-    if length is None and "wsgi.input" in request.environ:
-        request.environ["wsgi.input"] = LimitedStream(
-            request.environ["wsgi.input"], MAX_BODY, is_max=True
-        )
+    environ = request.environ
+    if length is None and environ.get("wsgi.input_terminated") and "wsgi.input" in environ:
+        # Chunked: read at most one byte past the limit, and serve the rest from memory.
+        stream, body = environ["wsgi.input"], b""
+        while len(body) <= MAX_BODY:
+            chunk = stream.read(MAX_BODY + 1 - len(body))
+            if not chunk:
+                break
+            body += chunk
+        if len(body) > MAX_BODY:
+            raise RequestTooLargeError()
+        environ["wsgi.input"] = io.BytesIO(body)
 
 
 @bp.before_request
