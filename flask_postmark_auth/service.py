@@ -362,10 +362,6 @@ class SignInService:
         email: str = json.loads(raw)["email"]
         return email
 
-    def link_is_valid(self, token: object) -> bool:
-        """Whether ``token`` would sign in now; changes nothing."""
-        return self.link_email(token) is not None
-
     def consume_link(self, token: object, next_url: object, origin: Origin) -> SignedIn:
         """Sign in with a link: its nonce is taken from the store atomically, once."""
         self._count(origin.ip)
@@ -499,7 +495,7 @@ class SignInService:
             return self._display_names[method]
         if self._canonical is not None:
             return self._canonical.hostname or self._canonical.netloc
-        return origin.host.rsplit(":", 1)[0] if "]" not in origin.host else origin.host
+        return origin.host.rsplit(":", 1)[0] if origin.host.count(":") == 1 else origin.host
 
     # -- delivery ---------------------------------------------------------------------------
 
@@ -618,13 +614,12 @@ class SignInService:
         flow cannot be used to mail anyone anything. Over a limit, steps are
         ``rate_limited`` and the result's ``retry_after`` says when to try again.
         """
-        limits = flow_limits(flow, self.settings) if client_ip is not None else None
-        per_recipient = limits[0] if limits else None
-        if limits and limits[1] is not None and client_ip:
-            [(count, left)] = self.store.hits(
-                [(f"flow-ip:{flow.name}:{ip_bucket(client_ip)}", HOUR)]
-            )
-            if count > limits[1]:
+        per_recipient, per_ip = (
+            flow_limits(flow, self.settings) if client_ip is not None else (None, None)
+        )
+        if per_ip is not None and client_ip:
+            count, left = self.store.hit(f"flow-ip:{flow.name}:{ip_bucket(client_ip)}", HOUR)
+            if count > per_ip:
                 log.warning("flow %r: per-IP limit reached", flow.name)
                 result = FlowResult.rate_limited(flow, _ceil(left))
                 signals.flow_finished.send(self.app, flow=flow.name, result=result)
@@ -633,9 +628,7 @@ class SignInService:
         def send(step: RenderedStep) -> str | None:
             to = step.to or ""
             if per_recipient is not None:
-                [(count, left)] = self.store.hits(
-                    [(f"flow-to:{flow.name}:{mailbox_key(to)}", HOUR)]
-                )
+                count, left = self.store.hit(f"flow-to:{flow.name}:{mailbox_key(to)}", HOUR)
                 if count > per_recipient:
                     raise StepRateLimitedError(_ceil(left))
             job = SendJob(

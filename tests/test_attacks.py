@@ -68,6 +68,8 @@ def test_host_header_poisoning_cannot_pick_the_links_host(make_app: AppFactory) 
     assert "evil.example" not in mail.subject
 
 
+# Flask before 3.1 warns of (and 404s) a Host that is not SERVER_NAME's.
+@pytest.mark.filterwarnings("ignore:Current server name:UserWarning")
 def test_host_header_poisoning_cannot_store_a_foreign_next(make_app: AppFactory) -> None:
     app = make_app(config={"SERVER_NAME": "app.acme.example"})
     client = app.test_client()
