@@ -3,11 +3,12 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 BENCH_STAMP := $(VENV)/.installed-bench
 
 MIN_VENV := .venv-min
 
-.PHONY: demo test test-min lint bench soak install clean e2e screenshots chromium
+.PHONY: demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +22,14 @@ $(BENCH_STAMP): $(STAMP)
 
 install: $(STAMP)
 
-demo: $(STAMP)
+# The demo needs the package and its runtime dependencies only; pip shows its progress.
+$(DEMO_STAMP): setup.cfg pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e .
+	touch $@
+
+demo: $(DEMO_STAMP)
 	$(BIN)/flask --app example_app run --debug
 
 lint: $(STAMP)
@@ -44,6 +52,23 @@ test-min:
 	$(MIN_VENV)/bin/python -m pip check
 	$(MIN_VENV)/bin/python -m pip list | grep -iE '^(flask|flask-login|flask-wtf|itsdangerous|requests|urllib3|email.validator|redis) '
 	$(MIN_VENV)/bin/pytest -p no:cacheprovider -m 'not browser and not reliability'
+
+# The whole suite on every CPython the project supports, each in a venv of its own
+# (.venv-3.X), with the interpreters this machine has (pyenv's; never downloaded).
+MATRIX ?= 3.10 3.11 3.12 3.13
+test-matrix:
+	@set -e; for version in $(MATRIX); do \
+	  if ! python=$$(.ci/python_for $$version); then \
+	    if [ "$$CI" = true ]; then exit 1; fi; \
+	    echo "== CPython $$version: not on this machine, skipped (CI fails instead)"; continue; \
+	  fi; \
+	  venv=.venv-$$version; \
+	  echo "== CPython $$version: $$python"; \
+	  test -x $$venv/bin/python || $$python -m venv $$venv; \
+	  $$venv/bin/python -m pip install --quiet --upgrade pip; \
+	  $$venv/bin/python -m pip install --quiet -e '.[redis,test]'; \
+	  $$venv/bin/python -m pytest -p no:cacheprovider -q; \
+	done
 
 # The browser tests alone (headless Chromium, tests/e2e).
 e2e: $(STAMP)
@@ -73,4 +98,4 @@ soak: $(BENCH_STAMP)
 	$(BIN)/python -m bench.soak --minutes $(SOAK_MINUTES)
 
 clean:
-	rm -rf $(VENV) $(MIN_VENV) *.egg-info .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) $(MIN_VENV) .venv-3.* *.egg-info .mypy_cache .ruff_cache .pytest_cache

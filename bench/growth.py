@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from flask.testing import FlaskClient
 
-from flask_postmark_auth.extension import state
+from flask_postmark_auth.state import state
 from flask_postmark_auth.testing import FakeClock, FakePostmark, RecordedMessage, record_messages
 
 from .apps import HUGE, package_app

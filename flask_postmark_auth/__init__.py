@@ -1,9 +1,14 @@
-"""Passwordless sign-in for Flask: emailed codes and magic links, delivered through Postmark."""
+"""Passwordless sign-in for Flask: emailed codes and magic links, delivered through Postmark.
+
+``PostmarkAuth`` is imported on first use, so ``from flask_postmark_auth import
+PostmarkConnector`` (the connector on its own, plain Python) does not load Flask.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+from typing import TYPE_CHECKING, Any
 
+from ._version import __version__
 from .connector import PostmarkConnector, SendResult, TestReport
 from .errors import (
     ConfigurationError,
@@ -18,7 +23,18 @@ from .errors import (
     ServerError,
     TransportError,
 )
-from .extension import PostmarkAuth
+
+if TYPE_CHECKING:
+    from .extension import PostmarkAuth
+
+
+def __getattr__(name: str) -> Any:
+    if name == "PostmarkAuth":
+        from .extension import PostmarkAuth
+
+        return PostmarkAuth
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "ConfigurationError",

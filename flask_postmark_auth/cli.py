@@ -1,4 +1,5 @@
-"""``flask postmark-auth ...``: check connectors, run flows and tidy the store."""
+"""``flask postmark-auth ...``: check connectors and the deployment, run flows and tidy
+the store. Registered through the ``flask.commands`` entry point only."""
 
 from __future__ import annotations
 
@@ -6,13 +7,22 @@ import json
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from .checklist import run_checks
-from .extension import state
 from .flows import FlowError, RenderedStep, render_step
+from .state import EXTENSION_KEY, state
 
-postmark_auth_cli = AppGroup("postmark-auth", help="Passwordless sign-in through Postmark.")
+
+@click.group("postmark-auth", cls=AppGroup)
+@with_appcontext
+def postmark_auth_cli() -> None:
+    """Passwordless sign-in through Postmark."""
+    if EXTENSION_KEY not in current_app.extensions:
+        raise click.UsageError(
+            f"The app {current_app.name!r} has no PostmarkAuth: call auth.init_app(app) "
+            "in create_app(), or point --app at the app that does."
+        )
 
 
 @postmark_auth_cli.command("test")

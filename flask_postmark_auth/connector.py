@@ -22,7 +22,7 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from . import __version__
+from ._version import __version__
 from .addresses import check_mailbox, has_control_chars, mask_email, scrub_addresses
 from .errors import MessageValidationError, PostmarkError, TransportError, error_for
 

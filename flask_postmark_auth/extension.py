@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request
@@ -18,26 +17,14 @@ from .flows import Flow, FlowResult, parse_flows
 from .outbox import DevOutbox
 from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load, refuse_unknown_keys
-from .store import Store, StoreUnavailableError, open_store
+from .state import EXTENSION_KEY, AuthState, state
+from .store import StoreUnavailableError, open_store
 from .store.base import Clock
 from .users import EmailUser, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
 
-EXTENSION_KEY = "postmark_auth"
 _CONNECTOR_FIELDS = frozenset({"server_token", "from_email", "message_stream", "description"})
-
-
-@dataclass
-class AuthState:
-    """Everything the extension keeps for one app, in ``app.extensions["postmark_auth"]``."""
-
-    settings: Settings
-    connectors: dict[str, PostmarkConnector]
-    store: Store
-    users: UserDirectory
-    service: SignInService
-    outbox: DevOutbox | None
 
 
 class PostmarkAuth:
@@ -103,13 +90,11 @@ class PostmarkAuth:
         if not hasattr(app, "login_manager"):
             self._set_up_login_manager(app, users)
 
-        from .cli import postmark_auth_cli
         from .views import bp, limit_body
 
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
         # First of the app's hooks, so no other one (CSRFProtect's) reads a huge body.
         app.before_request_funcs.setdefault(None, []).insert(0, limit_body)
-        app.cli.add_command(postmark_auth_cli)
         if not (app.debug or app.testing):
             warnings = [
                 c.name for c in run_checks(app, settings, startup=True) if c.verdict != "PASS"
@@ -216,18 +201,6 @@ def _secret_keys() -> list[str | bytes]:
     if not config.get("SECRET_KEY"):
         raise RuntimeError("Sign-in needs app.config['SECRET_KEY'] to sign and hash secrets.")
     return [config["SECRET_KEY"], *(config.get("SECRET_KEY_FALLBACKS") or [])]
-
-
-def state(app: Flask | None = None) -> AuthState:
-    """The extension's state for ``app`` (default: the current app)."""
-    app = app if app is not None else current_app
-    try:
-        found: AuthState = app.extensions[EXTENSION_KEY]
-    except KeyError:
-        raise RuntimeError(
-            "PostmarkAuth is not set up on this app: call auth.init_app(app) in create_app()."
-        ) from None
-    return found
 
 
 def build_connectors(settings: Settings) -> dict[str, PostmarkConnector]:

@@ -39,9 +39,9 @@ from .errors import (
     RequestTooLargeError,
     SignInError,
 )
-from .extension import state
 from .outbox import DevOutbox
 from .service import Origin, SignedIn
+from .state import state
 from .store import StoreUnavailableError
 from .users import public_id
 

@@ -11,6 +11,7 @@ from flask import Flask
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_postmark_auth import PostmarkAuth
+from flask_postmark_auth.cli import postmark_auth_cli
 
 KEY = "checklist-tests-0123456789abcdef"
 SECURE = {
@@ -38,7 +39,7 @@ def deployed(**config: Any) -> Flask:
 
 def check(app: Flask) -> tuple[int, dict[str, str], str]:
     """Exit code, verdict per line name, and the whole output of the command."""
-    result = app.test_cli_runner().invoke(args=["postmark-auth", "check"])
+    result = app.test_cli_runner().invoke(postmark_auth_cli, ["check"])
     verdicts = {
         match[2].strip(): match[1]
         for match in re.finditer(r"^  (PASS|WARN|FAIL)  (.{15})", result.output, re.M)

@@ -10,6 +10,7 @@ import pytest
 from flask import Flask
 
 from flask_postmark_auth import ConfigurationError, PostmarkAuth, signals
+from flask_postmark_auth.cli import postmark_auth_cli
 from flask_postmark_auth.errors import InactiveRecipientError
 from flask_postmark_auth.flows import EmailStep, Flow, FlowError
 from flask_postmark_auth.testing import record_messages
@@ -385,7 +386,7 @@ def test_a_raising_flow_is_logged_not_raised(make_app: AppFactory) -> None:
 
 def test_cli_flows_list(make_app: AppFactory) -> None:
     app = make_app(FLOWS={"contact": CONTACT, "welcome": WELCOME})
-    result = app.test_cli_runner().invoke(args=["postmark-auth", "flows", "list"])
+    result = app.test_cli_runner().invoke(postmark_auth_cli, ["flows", "list"])
     assert result.exit_code == 0
     assert "contact: run on demand, 1 step" in result.output
     assert "Thank people who write to us" in result.output
@@ -397,15 +398,15 @@ def test_cli_dry_run_renders_and_sends_nothing(make_app: AppFactory) -> None:
     context = {"form": {"email": "ann@example.com", "name": "Ann", "message": "<b>hi</b>"}}
     with record_messages(app) as outbox:
         result = app.test_cli_runner().invoke(
-            args=[
-                "postmark-auth",
+            postmark_auth_cli,
+            [
                 "flows",
                 "run",
                 "contact",
                 "--context",
                 json.dumps(context),
                 "--dry-run",
-            ]
+            ],
         )
     assert result.exit_code == 0, result.output
     assert outbox == []
@@ -418,7 +419,7 @@ def test_cli_dry_run_renders_and_sends_nothing(make_app: AppFactory) -> None:
 def test_cli_dry_run_exits_1_when_a_step_cannot_render(make_app: AppFactory) -> None:
     app = make_app(FLOWS={"contact": CONTACT})
     result = app.test_cli_runner().invoke(
-        args=["postmark-auth", "flows", "run", "contact", "--context", "{}", "--dry-run"]
+        postmark_auth_cli, ["flows", "run", "contact", "--context", "{}", "--dry-run"]
     )
     assert result.exit_code == 1
     assert "cannot render" in result.output
@@ -430,7 +431,7 @@ def test_cli_run_sends(make_app: AppFactory) -> None:
     context = {"form": {"email": "ann@example.com", "name": "Ann", "message": "m"}}
     with record_messages(app) as outbox:
         result = app.test_cli_runner().invoke(
-            args=["postmark-auth", "flows", "run", "contact", "--context", json.dumps(context)]
+            postmark_auth_cli, ["flows", "run", "contact", "--context", json.dumps(context)]
         )
     assert result.exit_code == 0, result.output
     assert f"MessageID {outbox[0].message_id}" in result.output
@@ -440,6 +441,6 @@ def test_cli_run_sends(make_app: AppFactory) -> None:
 def test_cli_run_refuses_a_bad_context(make_app: AppFactory, context: str) -> None:
     app = make_app(FLOWS={"contact": CONTACT})
     result = app.test_cli_runner().invoke(
-        args=["postmark-auth", "flows", "run", "contact", "--context", context]
+        postmark_auth_cli, ["flows", "run", "contact", "--context", context]
     )
     assert result.exit_code == 2

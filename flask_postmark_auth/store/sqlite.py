@@ -15,6 +15,7 @@ import os
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Iterator, Sequence
 
 from .base import Clock, Store, StoreUnavailableError
@@ -99,26 +100,30 @@ DELETE FROM lists WHERE key = :key AND id NOT IN (
 _INHERITED: list[sqlite3.Connection] = []
 
 
+def _close(conn: sqlite3.Connection, pid: int) -> None:
+    if pid == os.getpid():
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+    else:
+        _INHERITED.append(conn)
+
+
 class _Connection:
-    """One thread's connection; closed when the thread's locals go, unless in a forked child."""
+    """One thread's connection, closed when the thread's locals (or the store) go, unless in
+    a forked child.
+
+    The closing is a :func:`weakref.finalize` callback, which holds the connection: when a
+    store is collected with the rest of an app's reference cycle, the connection is still
+    alive, and closed, when the callback runs (a ``__del__`` could run after the
+    connection's own finalizer, which then warns of an unclosed database).
+    """
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.pid = os.getpid()
-        self.closed = False
+        self._finalizer = weakref.finalize(self, _close, conn, os.getpid())
 
     def close(self) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        if self.pid == os.getpid():
-            self.conn.close()
-        else:
-            _INHERITED.append(self.conn)
-
-    def __del__(self) -> None:
-        with contextlib.suppress(Exception):
-            self.close()
+        self._finalizer()
 
 
 class SQLiteStore(Store):

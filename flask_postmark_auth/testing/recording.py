@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask
 
 from ..connector import BATCH_PATHS, accepted_answers, request_messages
-from ..extension import state
+from ..state import state
 from .fake_postmark import RecordedMessage
 
 

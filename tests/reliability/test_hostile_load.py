@@ -15,7 +15,7 @@ import pytest
 from flask import Flask
 
 from flask_postmark_auth import signals
-from flask_postmark_auth.extension import state
+from flask_postmark_auth.state import state
 from flask_postmark_auth.testing import record_messages
 from tests.conftest import AppFactory, code_in
 

@@ -26,7 +26,7 @@ from werkzeug.test import TestResponse
 import flask_postmark_auth.extension
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.errors import ConfigurationError
-from flask_postmark_auth.extension import state
+from flask_postmark_auth.state import state
 from flask_postmark_auth.store import SQLiteStore, Store
 from flask_postmark_auth.testing import RecordedMessage, record_messages
 from tests.conftest import AppFactory, code_in
