@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
-from .connector import PostmarkConnector, SendResult, TestReport
+from .connector import PostmarkConnector, SendResult
+from .connector_check import TestReport
 from .errors import (
     ConfigurationError,
     InactiveRecipientError,

@@ -11,12 +11,9 @@ import os
 import random
 import re
 import threading
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, NamedTuple
-from urllib.parse import quote
 
 import requests
 from requests.adapters import HTTPAdapter
@@ -24,7 +21,12 @@ from urllib3.util.retry import Retry
 
 from ._version import __version__
 from .addresses import check_mailbox, has_control_chars, mask_email, scrub_addresses
+from .connector_check import TestReport, run_test
 from .errors import MessageValidationError, PostmarkError, TransportError, error_for
+from .messages import (
+    BATCH_KEYS,
+    build_message,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,36 +38,8 @@ DEFAULT_TIMEOUT = (3.05, 10.0)
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 #: Longest wait between two attempts, whatever the backoff base.
 BACKOFF_CAP = 8.0
-#: Postmark's limits, checked before any request.
-MAX_RECIPIENTS = 50
-MAX_SUBJECT = 2000
-MAX_TAG = 1000
-MAX_METADATA_KEYS = 10
-MAX_METADATA_KEY = 20
-MAX_METADATA_VALUE = 80
+#: Messages in one batch request.
 BATCH_SIZE = 500
-#: The endpoints whose body holds several messages.
-BATCH_PATHS = frozenset({"/email/batch", "/email/batchWithTemplates"})
-
-_TRACK_LINKS = frozenset({"None", "HtmlAndText", "HtmlOnly", "TextOnly"})
-_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-#: Keys a message of a batch may have.
-_BATCH_KEYS = frozenset(
-    {
-        "to",
-        "subject",
-        "text_body",
-        "html_body",
-        "template",
-        "model",
-        "tag",
-        "metadata",
-        "reply_to",
-        "headers",
-        "track_opens",
-        "track_links",
-    }
-)
 
 
 class SendResult(NamedTuple):
@@ -80,37 +54,6 @@ class SendResult(NamedTuple):
     def submitted_at(self) -> datetime | None:
         """When Postmark accepted the message, timezone-aware, or ``None``."""
         return _parse_time(self.submitted)
-
-
-@dataclass
-class TestReport:
-    """What :meth:`PostmarkConnector.test` found; ``str()`` gives the Test Results panel."""
-
-    __test__ = False  # not a pytest test class
-
-    connector: str
-    checks: list[tuple[str, bool, str]] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when every check passed."""
-        return bool(self.checks) and all(passed for _, passed, _ in self.checks)
-
-    def add(self, name: str, passed: bool, detail: str) -> None:
-        self.checks.append((name, passed, detail))
-
-    def __str__(self) -> str:
-        width = max((len(name) for name, _, _ in self.checks), default=0)
-        lines = [f"Test Results: connector {self.connector!r}", ""]
-        for name, passed, detail in self.checks:
-            lines.append(f"  {'PASS' if passed else 'FAIL'}  {name.ljust(width)}  {detail}")
-        failed = sum(1 for _, passed, _ in self.checks if not passed)
-        lines.append("")
-        if failed:
-            lines.append(f"{failed} of {len(self.checks)} checks failed.")
-        else:
-            lines.append(f"All {len(self.checks)} checks passed.")
-        return "\n".join(lines)
 
 
 class _Retry(Retry):
@@ -199,7 +142,7 @@ class PostmarkConnector:
         track_links: str | bool | None = None,
     ) -> SendResult:
         """Send one message with ``POST /email``."""
-        payload = self._message(
+        payload = self._build(
             to,
             {
                 "subject": subject,
@@ -229,7 +172,7 @@ class PostmarkConnector:
         track_links: str | bool | None = None,
     ) -> SendResult:
         """Send one message rendered by a Postmark template (alias or numeric id)."""
-        payload = self._message(
+        payload = self._build(
             to,
             {
                 "template": template,
@@ -261,11 +204,11 @@ class PostmarkConnector:
             count += 1
             if not isinstance(message, Mapping):
                 raise MessageValidationError(f"messages[{index}] must be a dict.")
-            if not _BATCH_KEYS.issuperset(message):
-                unknown = set(message) - _BATCH_KEYS
+            if not BATCH_KEYS.issuperset(message):
+                unknown = set(message) - BATCH_KEYS
                 raise MessageValidationError(f"messages[{index}]: unknown keys {sorted(unknown)}.")
             try:
-                payload = self._message(message.get("to"), message)
+                payload = self._build(message.get("to"), message)
             except MessageValidationError as exc:
                 raise MessageValidationError(f"messages[{index}]: {exc}") from exc
             group = plain if message.get("template") is None else templated
@@ -300,65 +243,7 @@ class PostmarkConnector:
     def test(self, send_to: str | None = None) -> TestReport:
         """Check the token, the Message Stream and the From address; with ``send_to``,
         send a real test email. Never raises for a failed check: the report says why."""
-        report = TestReport(self.name)
-        token_ok = False
-        try:
-            server = self._request("GET", "/server")
-            kind = server.get("DeliveryType", "Live") if isinstance(server, dict) else "Live"
-            name = server.get("Name", "?") if isinstance(server, dict) else "?"
-            report.add("Server API Token", True, f"valid for server {name!r} ({kind})")
-            token_ok = True
-        except PostmarkError as exc:
-            report.add("Server API Token", False, self._explain(exc))
-
-        stream = self.message_stream
-        if not token_ok:
-            report.add("Message stream", False, f"{stream!r} not checked: no valid token")
-        else:
-            try:
-                info = self._request("GET", f"/message-streams/{quote(stream, safe='')}")
-                kind = info.get("MessageStreamType") if isinstance(info, dict) else None
-                archived = info.get("ArchivedAt") if isinstance(info, dict) else None
-                if archived:
-                    report.add("Message stream", False, f"{stream!r} is archived ({archived})")
-                elif kind != "Transactional":
-                    report.add(
-                        "Message stream",
-                        False,
-                        f"{stream!r} is {kind}; sign-in mail needs a Transactional stream",
-                    )
-                else:
-                    report.add("Message stream", True, f"{stream!r} exists, Transactional")
-            except PostmarkError as exc:
-                detail = (
-                    f"{stream!r} does not exist on this server"
-                    if exc.error_code == 1226
-                    else self._explain(exc)
-                )
-                report.add("Message stream", False, detail)
-
-        report.add("From address", True, f"{self.from_email} parses")
-
-        if send_to is not None:
-            if not report.ok:
-                report.add("Test email", False, "not sent: an earlier check failed")
-            else:
-                try:
-                    result = self.send(
-                        send_to,
-                        f"Test email from connector {self.name!r}",
-                        text_body=(
-                            f"This is a test email from the Postmark connector {self.name!r}.\n"
-                            "If you can read it, the connector can deliver sign-in mail.\n"
-                        ),
-                        tag="connector-test",
-                        track_opens=False,
-                        track_links="None",
-                    )
-                    report.add("Test email", True, f"sent, MessageID {result.message_id}")
-                except (PostmarkError, MessageValidationError) as exc:
-                    report.add("Test email", False, f"not sent: {self._explain(exc)}")
-        return report
+        return run_test(self, send_to)
 
     # -- internals -------------------------------------------------------------------------
 
@@ -369,73 +254,10 @@ class PostmarkConnector:
         """Remove the token from text that may be shown or logged."""
         return text.replace(self._token, "****")
 
-    def _message(self, to: object, options: Mapping[str, Any]) -> dict[str, Any]:
-        """Check one message (``to`` and the other keyword arguments of :meth:`send` or
-        :meth:`send_template`, missing ones meaning ``None``) and build its JSON."""
-        get = options.get
-        subject, text_body, html_body = get("subject"), get("text_body"), get("html_body")
-        template, model, tag = get("template"), get("model"), get("tag")
-        track_opens, track_links = get("track_opens"), get("track_links")
-        payload: dict[str, Any] = {"From": self.from_email, "To": _recipients(to)}
-        if template is None:
-            if model is not None:
-                raise MessageValidationError("model is only for template sends.")
-            if not isinstance(subject, str):
-                raise MessageValidationError("subject must be a string.")
-            if has_control_chars(subject):
-                raise MessageValidationError("subject must not contain CR, LF or control chars.")
-            if len(subject) > MAX_SUBJECT:
-                raise MessageValidationError(f"subject is longer than {MAX_SUBJECT} characters.")
-            payload["Subject"] = subject
-            if text_body is None and html_body is None:
-                raise MessageValidationError("a message needs text_body, html_body or both.")
-            for key, body in (("TextBody", text_body), ("HtmlBody", html_body)):
-                if body is not None:
-                    if not isinstance(body, str) or not body:
-                        raise MessageValidationError(f"{key} must be a non-empty string.")
-                    payload[key] = body
-        else:
-            if subject is not None or text_body is not None or html_body is not None:
-                raise MessageValidationError(
-                    "template sends take their subject and bodies from the template."
-                )
-            if isinstance(template, bool) or not isinstance(template, (str, int)):
-                raise MessageValidationError("template must be an alias (str) or an id (int).")
-            if isinstance(template, int):
-                payload["TemplateId"] = template
-            elif template.strip():
-                payload["TemplateAlias"] = template
-            else:
-                raise MessageValidationError("template alias must not be empty.")
-            if not isinstance(model, Mapping):
-                raise MessageValidationError("model must be a dict.")
-            payload["TemplateModel"] = dict(model)
-        if tag is not None:
-            if not isinstance(tag, str) or not tag:
-                raise MessageValidationError("tag must be one non-empty string.")
-            if has_control_chars(tag) or len(tag) > MAX_TAG:
-                raise MessageValidationError(f"tag must be one line of at most {MAX_TAG} chars.")
-            payload["Tag"] = tag
-        if (metadata := get("metadata")) is not None:
-            payload["Metadata"] = _metadata(metadata)
-        if (reply_to := get("reply_to")) is not None:
-            if not isinstance(reply_to, str):
-                raise MessageValidationError("reply_to must be a string.")
-            payload["ReplyTo"] = check_mailbox(reply_to, "reply_to")
-        if (headers := get("headers")) is not None:
-            payload["Headers"] = _headers(headers)
-        if track_opens is not None:
-            if not isinstance(track_opens, bool):
-                raise MessageValidationError("track_opens must be True, False or None.")
-            payload["TrackOpens"] = track_opens
-        if track_links is not None:
-            if isinstance(track_links, bool):
-                track_links = "HtmlAndText" if track_links else "None"
-            if track_links not in _TRACK_LINKS:
-                raise MessageValidationError(f"track_links must be one of {sorted(_TRACK_LINKS)}.")
-            payload["TrackLinks"] = track_links
-        payload["MessageStream"] = self.message_stream
-        return payload
+    def _build(self, to: object, options: Mapping[str, Any]) -> dict[str, Any]:
+        return build_message(
+            to, options, from_email=self.from_email, message_stream=self.message_stream
+        )
 
     def _session_for_process(self) -> requests.Session:
         """This process's kept-alive session; a forked worker makes its own."""
@@ -542,50 +364,6 @@ class PostmarkConnector:
         )
 
 
-def _recipients(to: object) -> str:
-    if isinstance(to, str):
-        return check_mailbox(to, "to")
-    if isinstance(to, Sequence) and not isinstance(to, (bytes, bytearray)):
-        if not to:
-            raise MessageValidationError("to must name at least one recipient.")
-        if len(to) > MAX_RECIPIENTS:
-            raise MessageValidationError(f"to has more than {MAX_RECIPIENTS} recipients.")
-        return ", ".join(check_mailbox(item, f"to[{i}]") for i, item in enumerate(to))
-    raise MessageValidationError("to must be an address or a list of addresses.")
-
-
-def _metadata(metadata: object) -> dict[str, str]:
-    if not isinstance(metadata, Mapping):
-        raise MessageValidationError("metadata must be a dict of strings.")
-    if len(metadata) > MAX_METADATA_KEYS:
-        raise MessageValidationError(f"metadata has more than {MAX_METADATA_KEYS} keys.")
-    for key, value in metadata.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_METADATA_KEY:
-            raise MessageValidationError(
-                f"metadata keys must be strings of 1 to {MAX_METADATA_KEY} characters."
-            )
-        if not isinstance(value, str) or len(value) > MAX_METADATA_VALUE:
-            raise MessageValidationError(
-                f"metadata[{key!r}] must be a string of at most {MAX_METADATA_VALUE} chars."
-            )
-        if has_control_chars(key) or has_control_chars(value):
-            raise MessageValidationError("metadata must not contain CR, LF or control chars.")
-    return dict(metadata)
-
-
-def _headers(headers: object) -> list[dict[str, str]]:
-    if not isinstance(headers, Mapping):
-        raise MessageValidationError("headers must be a dict of name to value.")
-    out = []
-    for name, value in headers.items():
-        if not isinstance(name, str) or _HEADER_NAME.fullmatch(name) is None:
-            raise MessageValidationError(f"header name {name!r} is not a valid header name.")
-        if not isinstance(value, str) or has_control_chars(value):
-            raise MessageValidationError(f"header {name} must be a string without CR or LF.")
-        out.append({"Name": name, "Value": value})
-    return out
-
-
 _FRACTION = re.compile(r"(\.\d{6})\d+")
 
 
@@ -598,32 +376,3 @@ def _parse_time(value: object) -> datetime | None:
         return datetime.fromisoformat(text)
     except ValueError:
         return None
-
-
-def request_messages(payload: Any) -> list[dict[str, Any]]:
-    """The messages of a request body: a batch's list, a templated batch's ``Messages``,
-    or the one message of a single send."""
-    if isinstance(payload, list):
-        return payload
-    if isinstance(payload, dict) and "Messages" in payload:
-        messages: list[dict[str, Any]] = payload["Messages"]
-        return messages
-    return [payload]
-
-
-def accepted_answers(payload: Any) -> list[dict[str, Any]]:
-    """What Postmark answers for each message of ``payload`` when it accepts them all."""
-    return [accepted_answer("/email", item) for item in request_messages(payload)]
-
-
-def accepted_answer(path: str, payload: Any) -> Any:
-    """What Postmark answers when it accepts ``payload`` at ``path``: for interceptors."""
-    if path in BATCH_PATHS:
-        return accepted_answers(payload)
-    return {
-        "To": payload.get("To", ""),
-        "SubmittedAt": datetime.now(timezone.utc).isoformat(),
-        "MessageID": str(uuid.uuid4()),
-        "ErrorCode": 0,
-        "Message": "OK",
-    }

@@ -1,5 +1,6 @@
 """How sends leave the request: inline, on a bounded thread pool, or through the app's own
-task queue. A send is a :class:`SendJob`, plain data that a queue can carry."""
+task queue. A send is a :class:`SendJob`, plain data that a queue can carry; the
+:class:`Dispatcher` hands it to ``DELIVERY`` and carries it out."""
 
 from __future__ import annotations
 
@@ -7,14 +8,23 @@ import atexit
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from flask import Flask
 
+from . import signals
+from .addresses import mask_email, scrub_addresses
+from .connector import PostmarkConnector, SendResult
+from .errors import DeliveryFailedError, MessageValidationError, PostmarkError
+from .mail import MAGIC_LINK, OTP, TAGS, SignInMail
+from .store import Store
+
 log = logging.getLogger(__name__)
+#: Where sends are logged, as the rest of sign-in is.
+sign_in_log = logging.getLogger("flask_postmark_auth")
 
 #: Threads sending in the background, per process.
 BACKGROUND_WORKERS = 4
@@ -121,3 +131,110 @@ def _run_logged(app: Flask, runner: Runner, job: SendJob) -> None:
             # The request has answered already: the failure goes to the log and to the
             # delivery_failed signal the runner sent.
             log.exception("background send (%s) failed", job.purpose)
+
+
+class Dispatcher:
+    """Hands jobs to ``DELIVERY`` (``mode``) and carries them out.
+
+    A sign-in job arrives with its email's context only: the job looks the address up
+    (``may_send(address) -> (bool, user)``), decides whether it gets mail and composes it,
+    all off the request path with background delivery, so that path does the same work for
+    every address.
+    """
+
+    def __init__(
+        self,
+        *,
+        app: Flask,
+        mode: str | Callable[[SendJob], object],
+        connectors: Mapping[str, PostmarkConnector],
+        store: Store,
+        mail: SignInMail,
+        may_send: Callable[[str], tuple[bool, Any]],
+        background: BackgroundPool | None,
+    ) -> None:
+        self.app = app
+        self.mode = mode
+        self.connectors = connectors
+        self.store = store
+        self.mail = mail
+        self._may_send = may_send
+        self._background = background
+
+    def deliver(self, job: SendJob) -> SendResult | None:
+        """Hand ``job`` to ``DELIVERY``: sent inline (its result returned), queued on the
+        background pool, or passed to the app's callable (``None``)."""
+        if self.mode == "background" and self._background is not None:
+            self._background.submit(self.app, self.run_job, job)
+        elif callable(self.mode):
+            try:
+                self.mode(job)
+            except BaseException:
+                self.give_back(job.release_delete, job.release_unhit)
+                raise
+        else:
+            return self.run_job(job)
+        return None
+
+    def run_job(self, job: SendJob) -> SendResult | None:
+        """Carry out ``job``: for sign-in mail, look the address up, decide whether it gets
+        mail and compose it, then send it; fire ``delivery_failed`` if sending fails.
+
+        For sign-in mail, a recipient's fault (inactive, invalid) counts as sent, so the
+        answer does not reveal the address; a fault of the service gives back the throttles
+        the send used and raises :class:`DeliveryFailedError`. Any other job (a flow step)
+        raises the connector's error for its caller to report.
+        """
+        if job.purpose not in TAGS:
+            return self._send(job)
+        try:
+            may_send, user = self._may_send(job.recipient)
+            if not may_send:
+                if job.purpose == MAGIC_LINK:
+                    self.store.delete(job.release_delete[-1])  # a link nobody will get
+                return None
+            if not job.message:
+                job = replace(job, message=self.mail.compose(job.purpose, job.context))
+        except BaseException:
+            self.give_back(job.release_delete, job.release_unhit)
+            raise
+        result = self._send(job)
+        sent = signals.code_sent if job.purpose == OTP else signals.magic_link_sent
+        sent.send(self.app, email=job.recipient, user=user)
+        return result
+
+    def give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
+        """Undo what a send that never happened used: its resend wait, its hourly quota
+        and its code or link."""
+        for entry in delete:
+            self.store.delete(entry)
+        for entry in unhit:
+            self.store.unhit(entry)
+
+    def _send(self, job: SendJob) -> SendResult | None:
+        connector = self.connectors[job.connector]
+        options = dict(job.message)
+        try:
+            if "template" in options:
+                result = connector.send_template(
+                    options.pop("to"), options.pop("template"), options.pop("model"), **options
+                )
+            else:
+                result = connector.send(options.pop("to"), options.pop("subject"), **options)
+        except (PostmarkError, MessageValidationError) as exc:
+            signals.delivery_failed.send(
+                self.app, email=job.recipient, error=exc, purpose=job.purpose
+            )
+            reason = scrub_addresses(str(exc))  # Postmark's texts name the recipient
+            to = mask_email(job.recipient)
+            if job.purpose not in TAGS:
+                sign_in_log.warning("%s to %s failed: %s", job.purpose, to, reason)
+                raise
+            if isinstance(exc, PostmarkError) and exc.recipient_error:
+                sign_in_log.warning("Postmark refused mail for %s: %s", to, reason)
+                return None
+            sign_in_log.error("sending %s to %s failed: %s", job.purpose, to, reason)
+            self.give_back(job.release_delete, job.release_unhit)
+            raise DeliveryFailedError() from exc
+        sign_in_log.info("sent %s to %s", job.purpose, mask_email(job.recipient))
+        return result

@@ -13,7 +13,8 @@ from .checklist import run_checks, secret_key_problems
 from .connector import PostmarkConnector
 from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
-from .flows import Flow, FlowResult, parse_flows
+from .flow_config import parse_flows
+from .flows import Flow, FlowResult
 from .outbox import DevOutbox
 from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load, refuse_unknown_keys
@@ -90,9 +91,14 @@ class PostmarkAuth:
         if not hasattr(app, "login_manager"):
             self._set_up_login_manager(app, users)
 
-        from .views import bp, limit_body
+        from .edge import limit_body
+        from .views import bp
 
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
+        if outbox is not None:
+            from .outbox_views import outbox_bp
+
+            app.register_blueprint(outbox_bp, url_prefix=settings.url_prefix)
         # First of the app's hooks, so no other one (CSRFProtect's) reads a huge body.
         app.before_request_funcs.setdefault(None, []).insert(0, limit_body)
         if not (app.debug or app.testing):

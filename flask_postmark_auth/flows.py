@@ -7,39 +7,27 @@ checked when the app starts, and run by ``auth.run_flow(name, **context)`` or by
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal
 
-from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError, UndefinedError
+from flask import Flask
+from jinja2 import StrictUndefined, Template, TemplateError, UndefinedError
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-from .addresses import normalize_email
-from .errors import ConfigurationError, InvalidEmailError, MessageValidationError, PostmarkError
-from .settings import TRIGGERS, key, refuse_unknown_keys
+from . import signals
+from .addresses import normalize_email, scrub_addresses
+from .connector import SendResult
+from .delivery import SendJob
+from .errors import InvalidEmailError, MessageValidationError, PostmarkError
+from .settings import Settings, key
+from .store import Store
+from .throttles import HOUR, ceil_seconds, ip_bucket, mailbox_key
 
-#: Keys an email step may have.
-STEP_KEYS = frozenset(
-    {
-        "type",
-        "connector",
-        "to",
-        "subject",
-        "text",
-        "html",
-        "template",
-        "model",
-        "when",
-        "tag",
-        "metadata",
-    }
-)
-FLOW_KEYS = frozenset({"description", "trigger", "steps", "rate_limit"})
-#: Keys of a flow's ``rate_limit``: messages per rendered recipient and runs per client IP,
-#: per hour, when the flow is run from a request.
-RATE_LIMIT_KEYS = frozenset({"per_recipient", "per_ip"})
+log = logging.getLogger("flask_postmark_auth")
 
 #: A flow's ``rate_limit``: ``"default"`` (``FLOW_EMAILS_PER_HOUR`` and
 #: ``FLOW_IP_REQUESTS_PER_HOUR``), a dict overriding either, or ``None`` (no limit).
@@ -164,177 +152,32 @@ def _environments() -> tuple[ImmutableSandboxedEnvironment, ImmutableSandboxedEn
     return plain, html
 
 
-_PLAIN, _HTML = _environments()
+PLAIN_ENV, HTML_ENV = _environments()
 
 
 @lru_cache(maxsize=1024)
-def _template(source: str, html: bool) -> Template:
+def compiled_template(source: str, html: bool) -> Template:
     """``source`` compiled once per process (``init_app`` compiles every flow's strings
     when it checks them, so runs never pay for it)."""
-    return (_HTML if html else _PLAIN).from_string(source)
-
-
-def _where(flow: str, index: int | None) -> str:
-    step = f" step {index + 1}" if index is not None else ""
-    return f"{key('FLOWS')}[{flow!r}]{step}"
-
-
-def parse_flows(
-    raw: Mapping[str, Any], extra: Iterable[Flow], connectors: Iterable[str]
-) -> dict[str, Flow]:
-    """Check the configured flows and the Python ones; raise :class:`ConfigurationError`
-    naming ``POSTMARK_AUTH_FLOWS``, the flow, the step and the fix."""
-    names = set(connectors)
-    flows: dict[str, Flow] = {}
-    for name, spec in raw.items():
-        flows[name] = _flow_from_data(name, spec)
-    for flow in extra:
-        if flow.name in flows:
-            raise ConfigurationError(
-                f"Flow {flow.name!r} is both in {key('FLOWS')} and added in Python: keep one."
-            )
-        flows[flow.name] = flow
-    for flow in flows.values():
-        check_flow(flow, names)
-    return flows
-
-
-def _flow_from_data(name: object, spec: object) -> Flow:
-    if not isinstance(name, str) or not name:
-        raise ConfigurationError(f"{key('FLOWS')} names must be non-empty strings.")
-    where = _where(name, None)
-    if not isinstance(spec, Mapping):
-        raise ConfigurationError(f"{where} must be a dict with 'steps' (and 'trigger').")
-    refuse_unknown_keys(where, spec, FLOW_KEYS)
-    steps = spec.get("steps")
-    if not isinstance(steps, list) or not steps:
-        raise ConfigurationError(f"{where} needs 'steps': a non-empty list of email steps.")
-    parsed = []
-    for index, step in enumerate(steps):
-        at = _where(name, index)
-        if not isinstance(step, Mapping):
-            raise ConfigurationError(f"{at} must be a dict such as {{'to': ..., 'subject': ...}}.")
-        refuse_unknown_keys(at, step, STEP_KEYS)
-        if step.get("type", "email") != "email":
-            raise ConfigurationError(f"{at}: the only step type is 'email'.")
-        options = {k: v for k, v in step.items() if k != "type"}
-        if "to" not in options:
-            raise ConfigurationError(f"{at} needs 'to', such as '{{{{ form.email }}}}'.")
-        parsed.append(EmailStep(**options))
-    description = spec.get("description", "")
-    return Flow(
-        name,
-        parsed,
-        trigger=spec.get("trigger"),
-        description=str(description),
-        rate_limit=spec.get("rate_limit", "default"),
-    )
-
-
-def check_flow(flow: Flow, connectors: set[str]) -> None:
-    """Syntax, fields, connectors and trigger of one flow."""
-    where = _where(flow.name, None)
-    if flow.trigger is not None and flow.trigger not in TRIGGERS:
-        raise ConfigurationError(
-            f"{where} has unknown trigger {flow.trigger!r}; use one of {list(TRIGGERS)} or none."
-        )
-    if not flow.steps:
-        raise ConfigurationError(f"{where} has no steps.")
-    _check_rate_limit(flow.rate_limit, where)
-    for index, step in enumerate(flow.steps):
-        at = _where(flow.name, index)
-        if not isinstance(step, EmailStep):
-            raise ConfigurationError(f"{at} must be an EmailStep.")
-        if step.connector not in connectors:
-            raise ConfigurationError(
-                f"{at} names connector {step.connector!r}, which is not configured; "
-                f"configured: {sorted(connectors)}."
-            )
-        if step.template is not None:
-            if step.subject is not None or step.text is not None or step.html is not None:
-                raise ConfigurationError(
-                    f"{at}: a template step takes its subject and body from the Postmark "
-                    "template; drop 'subject', 'text' and 'html'."
-                )
-            if not isinstance(step.model, Mapping):
-                raise ConfigurationError(f"{at}: a template step needs 'model', a dict.")
-        else:
-            if not step.subject:
-                raise ConfigurationError(f"{at} needs 'subject' (or a Postmark 'template').")
-            if not step.text and not step.html:
-                raise ConfigurationError(f"{at} needs 'text', 'html' or both.")
-        for name, source in _sources(step):
-            _compile(source, name, at, html=name == "html")
-        if step.when is not None:
-            try:
-                _PLAIN.compile_expression(step.when)
-            except TemplateSyntaxError as exc:
-                raise ConfigurationError(
-                    f"{at} 'when': {exc.message}; fix the expression."
-                ) from exc
-
-
-def _check_rate_limit(value: object, where: str) -> None:
-    if value is None or value == "default":
-        return
-    if not isinstance(value, Mapping):
-        raise ConfigurationError(
-            f"{where} 'rate_limit' must be a dict such as {{'per_recipient': 5, 'per_ip': 20}}"
-            ", or None for no limit."
-        )
-    refuse_unknown_keys(f"{where} 'rate_limit'", value, RATE_LIMIT_KEYS)
-    for name, limit in value.items():
-        whole = isinstance(limit, int) and not isinstance(limit, bool)
-        if limit is not None and (not whole or limit < 1):
-            raise ConfigurationError(
-                f"{where} 'rate_limit' {name!r} must be a whole number of at least 1, or None."
-            )
-
-
-def _sources(step: EmailStep) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    for name in ("to", "subject", "text", "html", "tag"):
-        value = getattr(step, name)
-        if value is not None:
-            if not isinstance(value, str):
-                raise ConfigurationError(f"'{name}' must be a string, not {value!r}.")
-            found.append((name, value))
-    for k, v in (step.metadata or {}).items():
-        found.append((f"metadata[{k!r}]", str(v)))
-    found.extend(_model_strings(step.model or {}, "model"))
-    return found
-
-
-def _model_strings(value: Any, path: str) -> list[tuple[str, str]]:
-    if isinstance(value, str):
-        return [(path, value)]
-    if isinstance(value, Mapping):
-        return [s for k, v in value.items() for s in _model_strings(v, f"{path}[{k!r}]")]
-    if isinstance(value, list):
-        return [s for i, v in enumerate(value) for s in _model_strings(v, f"{path}[{i}]")]
-    return []
+    return (HTML_ENV if html else PLAIN_ENV).from_string(source)
 
 
 @lru_cache(maxsize=256)
-def _expression(source: str) -> Callable[..., Any]:
+def compiled_expression(source: str) -> Callable[..., Any]:
     """A step's ``when``, compiled once per process."""
-    return _PLAIN.compile_expression(source, undefined_to_none=False)
+    return PLAIN_ENV.compile_expression(source, undefined_to_none=False)
 
 
-def _compile(source: str, name: str, at: str, *, html: bool) -> Any:
-    try:
-        return _template(source, html)
-    except TemplateSyntaxError as exc:
-        raise ConfigurationError(
-            f"{at} '{name}': {exc.message} (line {exc.lineno}); fix the Jinja syntax."
-        ) from exc
+def step_location(flow: str, index: int | None) -> str:
+    step = f" step {index + 1}" if index is not None else ""
+    return f"{key('FLOWS')}[{flow!r}]{step}"
 
 
 def _render(
     source: str, context: Mapping[str, Any], name: str, at: str, *, html: bool = False
 ) -> str:
     try:
-        return str(_template(source, html).render(context))
+        return str(compiled_template(source, html).render(context))
     except SecurityError as exc:
         raise FlowError(f"{at} '{name}': refused by the sandbox ({exc}).") from exc
     except UndefinedError as exc:
@@ -356,10 +199,10 @@ def _render_model(value: Any, context: Mapping[str, Any], path: str, at: str) ->
 def render_step(flow: Flow, index: int, context: Mapping[str, Any]) -> RenderedStep:
     """Render one step; raise :class:`FlowError` naming the flow, step and field."""
     step = flow.steps[index]
-    at = _where(flow.name, index)
+    at = step_location(flow.name, index)
     if step.when is not None:
         try:
-            go = _expression(step.when)(**context)
+            go = compiled_expression(step.when)(**context)
         except (SecurityError, UndefinedError, TemplateError) as exc:
             raise FlowError(f"{at} 'when': {exc}") from exc
         if not go:
@@ -418,3 +261,96 @@ def _send_one(step: RenderedStep, send: Sender) -> StepOutcome:
         return StepOutcome(step.index, "failed", to=step.to, error=exc)
     status = "sent" if message_id else "queued"
     return StepOutcome(step.index, status, to=step.to, message_id=message_id)
+
+
+class FlowRunner:
+    """Runs one app's flows through its dispatcher: on demand (rate-limited when a request
+    asked) or by a trigger."""
+
+    def __init__(
+        self,
+        *,
+        app: Flask,
+        settings: Settings,
+        store: Store,
+        flows: Mapping[str, Flow],
+        deliver: Callable[[SendJob], SendResult | None],
+    ) -> None:
+        self.app = app
+        self.settings = settings
+        self.store = store
+        self.flows = flows
+        self._deliver = deliver
+
+    def limits(self, flow: Flow) -> tuple[int | None, int | None]:
+        """``(per_recipient, per_ip)`` hourly limits of ``flow`` run from a request;
+        ``None`` for no limit."""
+        if flow.rate_limit is None:
+            return None, None
+        own = {} if flow.rate_limit == "default" else dict(flow.rate_limit)
+        return (
+            own.get("per_recipient", self.settings.flow_emails_per_hour),
+            own.get("per_ip", self.settings.flow_ip_requests_per_hour),
+        )
+
+    def run(
+        self, flow: Flow, context: Mapping[str, Any], *, client_ip: str | None = None
+    ) -> FlowResult:
+        """Run ``flow`` through ``DELIVERY``; fires ``flow_finished``.
+
+        ``client_ip`` is given for a run asked for by a request: the run then counts
+        against the flow's per-IP limit and each message against its per-recipient limit
+        (``FLOW_*_PER_HOUR`` or the flow's own ``rate_limit``), so a public form that runs a
+        flow cannot be used to mail anyone anything. Over a limit, steps are
+        ``rate_limited`` and the result's ``retry_after`` says when to try again.
+        """
+        per_recipient, per_ip = self.limits(flow) if client_ip is not None else (None, None)
+        if per_ip is not None and client_ip:
+            count, left = self.store.hit(f"flow-ip:{flow.name}:{ip_bucket(client_ip)}", HOUR)
+            if count > per_ip:
+                log.warning("flow %r: per-IP limit reached", flow.name)
+                result = FlowResult.rate_limited(flow, ceil_seconds(left))
+                signals.flow_finished.send(self.app, flow=flow.name, result=result)
+                return result
+
+        def send(step: RenderedStep) -> str | None:
+            to = step.to or ""
+            if per_recipient is not None:
+                count, left = self.store.hit(f"flow-to:{flow.name}:{mailbox_key(to)}", HOUR)
+                if count > per_recipient:
+                    raise StepRateLimitedError(ceil_seconds(left))
+            job = SendJob(
+                connector=step.connector,
+                purpose=f"flow {flow.name!r} step {step.index + 1}",
+                recipient=to,
+                message=dict(step.message),
+            )
+            sent = self._deliver(job)
+            return None if sent is None else sent.message_id
+
+        result = run_flow(flow, context, send)
+        for outcome in result.steps:
+            if outcome.status == "failed":
+                log.warning(
+                    "flow %r step %d failed: %s",
+                    flow.name,
+                    outcome.index + 1,
+                    scrub_addresses(str(outcome.error)),
+                )
+            elif outcome.status == "rate_limited":
+                log.warning(
+                    "flow %r step %d: per-recipient limit reached", flow.name, outcome.index + 1
+                )
+        signals.flow_finished.send(self.app, flow=flow.name, result=result)
+        return result
+
+    def run_triggered(self, trigger: str, context: Mapping[str, Any]) -> None:
+        """Run the flows of ``trigger``; a failing flow is logged, never raised. (Their
+        mail goes to the person signing in, whose sign-in emails are throttled already.)"""
+        for flow in self.flows.values():
+            if flow.trigger != trigger:
+                continue
+            try:
+                self.run(flow, context)
+            except Exception:
+                log.exception("flow %r (trigger %s) failed", flow.name, trigger)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .connector import BATCH_PATHS, accepted_answers, request_messages
+from .messages import BATCH_PATHS, accepted_answers, request_messages
 from .store import Store
 
 

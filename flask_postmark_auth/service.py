@@ -1,7 +1,8 @@
-"""The sign-in service: codes, links, throttles, users and delivery, in one place.
+"""The sign-in service: codes, links and users, and signing in as one call.
 
-Views and the CLI call it; it uses the store and the connectors, and knows Flask only
-through the settings it was built from (plus the app, to send in the background).
+Views and the CLI call it; it uses the store, the dispatcher (:mod:`.delivery`) and the
+flow runner (:mod:`.flows`), and knows Flask only through the settings it was built from
+(plus the app, for signals and to send in the background).
 """
 
 from __future__ import annotations
@@ -9,51 +10,35 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, replace
-from email.utils import parseaddr
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import Flask
-from jinja2 import Template, TemplateSyntaxError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import signals
-from .addresses import mask_email, normalize_email, scrub_addresses
+from .addresses import mask_email, normalize_email
 from .connector import PostmarkConnector, SendResult
-from .delivery import BackgroundPool, SendJob
-from .errors import (
-    ConfigurationError,
-    DeliveryFailedError,
-    InvalidCodeError,
-    InvalidEmailError,
-    InvalidLinkError,
-    MessageValidationError,
-    PostmarkError,
-    ThrottledError,
-)
-from .flows import Flow, FlowResult, RenderedStep, StepRateLimitedError
-from .flows import run_flow as run_flow_steps
-from .redirects import safe_next as safe_target
-from .settings import Settings, key
+from .delivery import BackgroundPool, Dispatcher, SendJob
+from .errors import InvalidCodeError, InvalidEmailError, InvalidLinkError, ThrottledError
+from .flows import Flow, FlowResult, FlowRunner
+from .mail import MAGIC_LINK, OTP, SignInMail
+from .settings import Settings
+from .site import Origin, Site
 from .store import Store
-from .throttles import DAY, HOUR, ip_bucket, mailbox_key
+from .throttles import DAY, Throttles, ceil_seconds
 from .tokens import LinkSigner, code_hash, code_matches, new_code, new_nonce
 from .users import AddressMismatchError, EmailUser, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
 
-#: Seconds between two sweeps of expired entries, per process (stores without native
-#: expiry only), so the store stays flat without a cron job.
-PURGE_INTERVAL = 60
-#: The two methods and how each names itself in keys, tags and signals.
-OTP = "otp"
-MAGIC_LINK = "magic_link"
-_TAGS = {OTP: "otp", MAGIC_LINK: "magic-link"}
 #: Wrong guesses at one address's codes, in a day, before its codes pause for a day (in
 #: units of ``OTP_MAX_ATTEMPTS``: three codes' worth). At the defaults that is 15 guesses a
 #: day, so a year of steady guessing at a 6-digit code stays under 0.6%.
 GUESS_BUDGET_CODES = 3
+
+
+#: Starts the session of a user who proved their address; False when it cannot.
+Login = Callable[[Any], bool]
 
 
 @dataclass(frozen=True)
@@ -74,17 +59,6 @@ class SignedIn:
     created: bool
 
 
-@dataclass(frozen=True)
-class Origin:
-    """What the service needs to know of the request. ``scheme``, ``host`` and ``root``
-    (the script root) serve only in debug or testing without a canonical URL."""
-
-    ip: str | None
-    scheme: str
-    host: str
-    root: str = ""
-
-
 class SignInService:
     """Passwordless sign-in for one app."""
 
@@ -103,92 +77,37 @@ class SignInService:
         self.app = app
         self.settings = settings
         self.store = store
-        self.connectors = connectors
         self.users = users
         self._secret_keys = secret_keys
-        self._background = background
-        self.flows: Mapping[str, Flow] = flows or {}
-        self._next_purge = store.clock() + PURGE_INTERVAL
+        self.throttles = Throttles(store, settings)
         self._signer_cache: tuple[tuple[str | bytes, ...], LinkSigner] | None = None
-        self._display_names = {
-            method: parseaddr(connectors[name].from_email)[0].strip()
-            for method, name in (
-                (OTP, settings.otp_connector),
-                (MAGIC_LINK, settings.magic_link_connector),
-            )
-        }
-        self._canonical = urlsplit(settings.base_url) if settings.base_url else None
-        self._link_path = settings.url_prefix.rstrip("/") + "/magic-link/"
-        subjects = ImmutableSandboxedEnvironment(autoescape=False)
-        self._subjects: dict[str, Template] = {}
-        for method, name, source in (
-            (OTP, "OTP_SUBJECT", settings.otp_subject),
-            (MAGIC_LINK, "MAGIC_LINK_SUBJECT", settings.magic_link_subject),
-        ):
-            try:
-                self._subjects[method] = subjects.from_string(source)
-            except TemplateSyntaxError as exc:
-                raise ConfigurationError(f"{key(name)}: {exc.message}; fix the Jinja.") from exc
-
-    # -- throttles --------------------------------------------------------------------------
-
-    def _count(self, ip: str | None, *more: tuple[str, float, int | None]) -> list[int]:
-        """Count this sign-in POST from ``ip`` and one event on each ``(key, window, limit)``
-        (``limit`` ``None``: count only), in one store round trip. Over any limit: the other
-        counts are given back and :class:`ThrottledError` says when to retry. Returns the
-        counts of ``more``."""
-        self._maybe_purge()
-        windows = [(key, window) for key, window, _ in more]
-        limits: list[int | None] = [limit for _, _, limit in more]
-        if ip:
-            windows.insert(0, (f"ip:{ip_bucket(ip)}", HOUR))
-            limits.insert(0, self.settings.ip_requests_per_hour)
-        counts = self.store.hits(windows)
-        waits = [
-            # Never longer than the window: another worker's clock may run a hair behind.
-            min(left, window)
-            for (count, left), (_, window), limit in zip(counts, windows, limits, strict=True)
-            if limit is not None and count > limit
-        ]
-        if waits:
-            for key, _ in windows[1 if ip else 0 :]:
-                self.store.unhit(key)
-            raise ThrottledError(retry_after=_ceil(max(waits)))
-        return [count for count, _ in counts[1 if ip else 0 :]]
-
-    def _maybe_purge(self) -> None:
-        """Drop expired entries at most once per :data:`PURGE_INTERVAL` (a race between two
-        threads only purges twice)."""
-        if not self.store.needs_purge:
-            return
-        now = self.store.clock()
-        if now >= self._next_purge:
-            self._next_purge = now + PURGE_INTERVAL
-            dropped = self.store.purge()
-            log.debug("purged %d expired store entries", dropped)
+        self.site = Site(settings)
+        self.mail = SignInMail(app, settings, dict(connectors))
+        self.dispatcher = Dispatcher(
+            app=app,
+            mode=settings.delivery,
+            connectors=connectors,
+            store=store,
+            mail=self.mail,
+            may_send=self._may_send,
+            background=background,
+        )
+        self.flow_runner = FlowRunner(
+            app=app,
+            settings=settings,
+            store=store,
+            flows=flows or {},
+            deliver=self.dispatcher.deliver,
+        )
+        self.flows: Mapping[str, Flow] = self.flow_runner.flows
 
     def _address(self, email: object, origin: Origin) -> str:
         """The normalized address; a refused one still counts against the client's IP."""
         try:
             return normalize_email(email)
         except InvalidEmailError:
-            self._count(origin.ip)
+            self.throttles.count(origin.ip)
             raise
-
-    def _take_send_quota(self, method: str, address: str, origin: Origin) -> tuple[str, str]:
-        """Count the POST and use up one send of ``method`` to ``address``'s mailbox (hourly
-        quota, resend interval); the same answer whoever owns the address."""
-        mailbox = mailbox_key(address)
-        quota = f"hour:{mailbox}"
-        resend = f"resend:{method}:{mailbox}"
-        interval = self.settings.resend_interval
-        limits: list[tuple[str, float, int | None]] = [
-            (quota, HOUR, self.settings.emails_per_hour)
-        ]
-        if interval:
-            limits.append((resend, interval, 1))
-        self._count(origin.ip, *limits)
-        return resend, quota
 
     # -- asking for a code or a link ----------------------------------------------------------
 
@@ -208,15 +127,18 @@ class SignInService:
         """
         address = self._address(email, origin)
         self.users.check()
-        resend, quota = self._take_send_quota(method, address, origin)
+        resend, quota = self.throttles.take_send_quota(method, address, origin.ip)
         try:
             key, secret = issue(address)
-            context = {**self._email_context(method, address, origin, ttl), **secret}
+            context = {
+                **self.mail.context(method, address, origin.ip, origin.host, ttl),
+                **secret,
+            }
         except BaseException:
-            self._give_back((resend,), (quota,))
+            self.dispatcher.give_back((resend,), (quota,))
             raise
         job = SendJob(
-            connector=self._connector_name(method),
+            connector=self.mail.connector(method),
             purpose=method,
             recipient=address,
             message={},
@@ -224,7 +146,7 @@ class SignInService:
             release_unhit=(quota,),
             context=context,
         )
-        self.deliver(job)  # a job that fails gives its throttles back itself
+        self.dispatcher.deliver(job)  # a job that fails gives its throttles back itself
         return Sent(expires_in=ttl)
 
     def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
@@ -238,7 +160,7 @@ class SignInService:
                 # An address that gets no mail still gets a record (of a code nobody
                 # knows), so verifying answers alike for every address.
                 "hash": code_hash(self._secret_keys()[0], address, code),
-                "next": self.safe_next(next_url, origin),
+                "next": self.site.safe_next(next_url, origin),
             }
             key = f"otp:{address}"
             self.store.set(key, json.dumps(record), self.settings.otp_ttl)
@@ -255,8 +177,8 @@ class SignInService:
             return  # refused with the right error by _request_sign_in
         until = self.store.get(f"otp-pause:{address}")
         if until is not None:
-            self._count(origin.ip)
-            raise ThrottledError(retry_after=_ceil(float(until) - self.store.clock()))
+            self.throttles.count(origin.ip)
+            raise ThrottledError(retry_after=ceil_seconds(float(until) - self.store.clock()))
 
     def request_link(self, email: object, next_url: object, origin: Origin) -> Sent:
         """Send a one-use sign-in link to ``email`` if it may sign in."""
@@ -267,18 +189,19 @@ class SignInService:
             # again when the address gets no mail.
             nonce = new_nonce()
             key = f"link:{nonce}"
-            record = {"email": address, "next": self.safe_next(next_url, origin)}
+            record = {"email": address, "next": self.site.safe_next(next_url, origin)}
             self.store.set(key, json.dumps(record), ttl)
-            return key, {"link": self.link_url(self._signer().dumps(nonce), origin)}
+            return key, {"link": self.site.link_url(self._signer().dumps(nonce), origin)}
 
         return self._request_sign_in(MAGIC_LINK, email, origin, ttl, issue)
 
     # -- signing in with a code -------------------------------------------------------------
 
     def verify_code(
-        self, email: object, code: object, next_url: object, origin: Origin
+        self, email: object, code: object, next_url: object, origin: Origin, login: Login
     ) -> SignedIn:
-        """Sign in with a code: each guess uses an attempt before it is compared, so
+        """Sign in with a code (``login`` starts the session; see :meth:`_finish`): each
+        guess uses an attempt before it is compared, so
         concurrent guesses cannot exceed ``OTP_MAX_ATTEMPTS``; a right code is consumed
         with compare-and-delete, so it works exactly once. Guesses at one address also
         count against a daily budget, whose end pauses its codes for a day."""
@@ -286,7 +209,7 @@ class SignInService:
         key = f"otp:{address}"
         raw = self.store.get(key)
         if raw is None:
-            self._count(origin.ip)
+            self.throttles.count(origin.ip)
             self._failed(address, OTP, "no code pending")
             raise InvalidCodeError(attempts_left=0)
         record = json.loads(raw)
@@ -297,7 +220,7 @@ class SignInService:
         # lose to a later one that went over it.
         tries_key = f"otp-tries:{address}:{record['id']}"
         guesses_key = f"otp-guesses:{address}"
-        tries, today = self._count(
+        tries, today = self.throttles.count(
             origin.ip, (tries_key, self.settings.otp_ttl, None), (guesses_key, DAY, None)
         )
         if tries > limit or today > budget:
@@ -319,8 +242,8 @@ class SignInService:
             self._failed(address, OTP, "code already used")
             raise InvalidCodeError(attempts_left=0)
         self.store.delete(guesses_key)
-        target = self.safe_next(next_url, origin) or record.get("next")
-        return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0))
+        target = self.site.safe_next(next_url, origin) or record.get("next")
+        return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0), login)
 
     def _pause_codes(self, address: str, code_key: str) -> None:
         until = self.store.clock() + DAY
@@ -342,10 +265,6 @@ class SignInService:
             cached = self._signer_cache = (keys, LinkSigner(keys, self.store.clock))
         return cached[1]
 
-    def link_url(self, token: str, origin: Origin) -> str:
-        """The link an email carries: on the canonical URL, never on the request's Host."""
-        return f"{self.base_url(origin)}{self._link_path}{token}"
-
     def _link_key(self, token: object) -> str | None:
         if not isinstance(token, str) or len(token) > 512:
             return None
@@ -362,17 +281,19 @@ class SignInService:
         email: str = json.loads(raw)["email"]
         return email
 
-    def consume_link(self, token: object, next_url: object, origin: Origin) -> SignedIn:
+    def consume_link(
+        self, token: object, next_url: object, origin: Origin, login: Login
+    ) -> SignedIn:
         """Sign in with a link: its nonce is taken from the store atomically, once."""
-        self._count(origin.ip)
+        self.throttles.count(origin.ip)
         key = self._link_key(token)
         raw = self.store.take(key) if key is not None else None
         if raw is None:
             self._failed(None, MAGIC_LINK, "invalid, expired or used link")
             raise InvalidLinkError()
         record = json.loads(raw)
-        target = self.safe_next(next_url, origin) or record.get("next")
-        return self._finish(record["email"], MAGIC_LINK, target, InvalidLinkError())
+        target = self.site.safe_next(next_url, origin) or record.get("next")
+        return self._finish(record["email"], MAGIC_LINK, target, InvalidLinkError(), login)
 
     # -- shared steps -----------------------------------------------------------------------
 
@@ -386,8 +307,11 @@ class SignInService:
         return bool(getattr(user, "is_active", True)), user
 
     def _finish(
-        self, address: str, method: str, target: str | None, refusal: Exception
+        self, address: str, method: str, target: str | None, refusal: Exception, login: Login
     ) -> SignedIn:
+        """The account for ``address`` (made on a first sign-in), the session started by
+        ``login(user)`` (Flask-Login's, from the view), then ``user_signed_in`` and the
+        triggered flows: one call, so no caller can skip a step."""
         created = False
         try:
             user = self.users.find(address)
@@ -401,10 +325,15 @@ class SignInService:
             raise refusal from None
         if created:
             signals.user_signed_up.send(self.app, user=user, email=address)
-        if not getattr(user, "is_active", True):
+        if not getattr(user, "is_active", True) or not login(user):
             self._failed(address, method, "inactive user")
             raise refusal
         log.info("%s signed in by %s", mask_email(address), method)
+        signals.user_signed_in.send(self.app, user=user, method=method)
+        context = {"user": user, "email": address, "method": method}
+        if created:
+            self.flow_runner.run_triggered("signed_up", context)
+        self.flow_runner.run_triggered("signed_in", context)
         return SignedIn(
             user=user,
             email=address,
@@ -412,14 +341,6 @@ class SignInService:
             method=method,
             created=created,
         )
-
-    def signed_in(self, result: SignedIn) -> None:
-        """After Flask-Login has the user: the signal, then the triggered flows."""
-        signals.user_signed_in.send(self.app, user=result.user, method=result.method)
-        context = {"user": result.user, "email": result.email, "method": result.method}
-        if result.created:
-            self.run_triggered("signed_up", context)
-        self.run_triggered("signed_in", context)
 
     def signed_out(self, user: Any) -> None:
         """After Flask-Login signed ``user`` out: a built-in user's every other session and
@@ -438,14 +359,6 @@ class SignInService:
             )
         return self.users.revoke(normalize_email(email))
 
-    def _give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
-        """Undo what a send that never happened used: its resend wait, its hourly quota
-        and its code or link."""
-        for entry in delete:
-            self.store.delete(entry)
-        for entry in unhit:
-            self.store.unhit(entry)
-
     def _failed(self, address: str | None, method: str, reason: str) -> None:
         log.info(
             "sign-in by %s failed for %s: %s",
@@ -455,230 +368,18 @@ class SignInService:
         )
         signals.sign_in_failed.send(self.app, email=address, method=method, reason=reason)
 
-    # -- the canonical URL ------------------------------------------------------------------
-
-    def base_url(self, origin: Origin) -> str:
-        """``BASE_URL`` (or the one built from ``SERVER_NAME``); only in debug or testing
-        without either, the request's own scheme and host."""
-        if self.settings.base_url is not None:
-            return self.settings.base_url
-        return f"{origin.scheme}://{origin.host}{origin.root}"
-
-    def safe_next(self, next_url: object, origin: Origin) -> str | None:
-        """``next_url`` when it is safe to redirect to (a path, or a URL on the canonical
-        host or an allowed one), else ``None``."""
-        site = self._canonical
-        return safe_target(
-            next_url,
-            scheme=site.scheme if site else origin.scheme,
-            host=site.netloc if site else origin.host,
-            allowed_hosts=self.settings.allowed_redirect_hosts,
-        )
-
-    def _email_context(
-        self, method: str, address: str, origin: Origin, ttl: int
-    ) -> dict[str, Any]:
-        return {
-            "email": address,
-            "expires_in_minutes": max(1, ttl // 60),
-            "request_ip": origin.ip,
-            "app_name": self.app_name(method, origin),
-        }
-
-    def app_name(self, method: str, origin: Origin) -> str:
-        """How emails name the app: ``APP_NAME``, else the display name of the From address
-        of the method's connector, else the canonical host (never the request's, outside
-        debug and testing)."""
-        if self.settings.app_name:
-            return self.settings.app_name
-        if self._display_names[method]:
-            return self._display_names[method]
-        if self._canonical is not None:
-            return self._canonical.hostname or self._canonical.netloc
-        return origin.host.rsplit(":", 1)[0] if origin.host.count(":") == 1 else origin.host
-
-    # -- delivery ---------------------------------------------------------------------------
-
-    def _connector_name(self, method: str) -> str:
-        settings = self.settings
-        return settings.otp_connector if method == OTP else settings.magic_link_connector
-
-    def _compose(self, method: str, context: dict[str, Any]) -> dict[str, Any]:
-        """The message of a sign-in email, from its context."""
-        settings = self.settings
-        template = settings.otp_template if method == OTP else settings.magic_link_template
-        options: dict[str, Any] = {
-            "to": context["email"],
-            "tag": _TAGS[method],
-            "track_opens": False,
-            "track_links": "None",
-        }
-        if template is not None:
-            options.update(template=template, model=context)
-        else:
-            options.update(
-                subject=self._subjects[method].render(context).strip(),
-                text_body=self._render_email(f"{method}.txt", context),
-                html_body=self._render_email(f"{method}.html", context),
-            )
-        return options
-
-    def _render_email(self, name: str, context: dict[str, Any]) -> str:
-        """Render an email template (the app's own file of that name wins) with exactly the
-        documented context: no request context processors, so it costs little."""
-        return self.app.jinja_env.get_template(f"postmark_auth/email/{name}").render(context)
+    # -- delivery and flows ----------------------------------------------------------------
 
     def deliver(self, job: SendJob) -> SendResult | None:
-        """Hand ``job`` to the configured ``DELIVERY``: sent inline (its result returned),
-        queued on the background pool, or passed to the app's callable (``None``)."""
-        mode = self.settings.delivery
-        if mode == "background" and self._background is not None:
-            self._background.submit(self.app, self.run_job, job)
-        elif callable(mode):
-            try:
-                mode(job)
-            except BaseException:
-                self._give_back(job.release_delete, job.release_unhit)
-                raise
-        else:
-            return self.run_job(job)
-        return None
+        """Hand ``job`` to the configured ``DELIVERY`` (see :class:`.Dispatcher`)."""
+        return self.dispatcher.deliver(job)
 
     def run_job(self, job: SendJob) -> SendResult | None:
-        """Carry out ``job``: for sign-in mail, look the address up, decide whether it gets
-        mail and compose it (all here, off the request path with background delivery), then
-        send it; fire ``delivery_failed`` if sending fails.
-
-        For sign-in mail, a recipient's fault (inactive, invalid) counts as sent, so the
-        answer does not reveal the address; a fault of the service gives back the throttles
-        the send used and raises :class:`DeliveryFailedError`. Any other job (a flow step)
-        raises the connector's error for its caller to report.
-        """
-        if job.purpose not in _TAGS:
-            return self._send(job)
-        try:
-            may_send, user = self._may_send(job.recipient)
-            if not may_send:
-                if job.purpose == MAGIC_LINK:
-                    self.store.delete(job.release_delete[-1])  # a link nobody will get
-                return None
-            if not job.message:
-                job = replace(job, message=self._compose(job.purpose, job.context))
-        except BaseException:
-            self._give_back(job.release_delete, job.release_unhit)
-            raise
-        result = self._send(job)
-        sent = signals.code_sent if job.purpose == OTP else signals.magic_link_sent
-        sent.send(self.app, email=job.recipient, user=user)
-        return result
-
-    def _send(self, job: SendJob) -> SendResult | None:
-        connector = self.connectors[job.connector]
-        options = dict(job.message)
-        try:
-            if "template" in options:
-                result = connector.send_template(
-                    options.pop("to"), options.pop("template"), options.pop("model"), **options
-                )
-            else:
-                result = connector.send(options.pop("to"), options.pop("subject"), **options)
-        except (PostmarkError, MessageValidationError) as exc:
-            signals.delivery_failed.send(
-                self.app, email=job.recipient, error=exc, purpose=job.purpose
-            )
-            reason = scrub_addresses(str(exc))  # Postmark's texts name the recipient
-            if job.purpose not in _TAGS:
-                log.warning("%s to %s failed: %s", job.purpose, mask_email(job.recipient), reason)
-                raise
-            if isinstance(exc, PostmarkError) and exc.recipient_error:
-                log.warning("Postmark refused mail for %s: %s", mask_email(job.recipient), reason)
-                return None
-            log.error(
-                "sending %s to %s failed: %s", job.purpose, mask_email(job.recipient), reason
-            )
-            self._give_back(job.release_delete, job.release_unhit)
-            raise DeliveryFailedError() from exc
-        log.info("sent %s to %s", job.purpose, mask_email(job.recipient))
-        return result
-
-    # -- flows ------------------------------------------------------------------------------
+        """Carry out ``job`` now: what a task-queue worker calls (see :class:`.Dispatcher`)."""
+        return self.dispatcher.run_job(job)
 
     def run_flow(
         self, flow: Flow, context: Mapping[str, Any], *, client_ip: str | None = None
     ) -> FlowResult:
-        """Run ``flow`` through ``DELIVERY``; fires ``flow_finished``.
-
-        ``client_ip`` is given for a run asked for by a request: the run then counts
-        against the flow's per-IP limit and each message against its per-recipient limit
-        (``FLOW_*_PER_HOUR`` or the flow's own ``rate_limit``), so a public form that runs a
-        flow cannot be used to mail anyone anything. Over a limit, steps are
-        ``rate_limited`` and the result's ``retry_after`` says when to try again.
-        """
-        per_recipient, per_ip = (
-            flow_limits(flow, self.settings) if client_ip is not None else (None, None)
-        )
-        if per_ip is not None and client_ip:
-            count, left = self.store.hit(f"flow-ip:{flow.name}:{ip_bucket(client_ip)}", HOUR)
-            if count > per_ip:
-                log.warning("flow %r: per-IP limit reached", flow.name)
-                result = FlowResult.rate_limited(flow, _ceil(left))
-                signals.flow_finished.send(self.app, flow=flow.name, result=result)
-                return result
-
-        def send(step: RenderedStep) -> str | None:
-            to = step.to or ""
-            if per_recipient is not None:
-                count, left = self.store.hit(f"flow-to:{flow.name}:{mailbox_key(to)}", HOUR)
-                if count > per_recipient:
-                    raise StepRateLimitedError(_ceil(left))
-            job = SendJob(
-                connector=step.connector,
-                purpose=f"flow {flow.name!r} step {step.index + 1}",
-                recipient=to,
-                message=dict(step.message),
-            )
-            sent = self.deliver(job)
-            return None if sent is None else sent.message_id
-
-        result = run_flow_steps(flow, context, send)
-        for outcome in result.steps:
-            if outcome.status == "failed":
-                log.warning(
-                    "flow %r step %d failed: %s",
-                    flow.name,
-                    outcome.index + 1,
-                    scrub_addresses(str(outcome.error)),
-                )
-            elif outcome.status == "rate_limited":
-                log.warning(
-                    "flow %r step %d: per-recipient limit reached", flow.name, outcome.index + 1
-                )
-        signals.flow_finished.send(self.app, flow=flow.name, result=result)
-        return result
-
-    def run_triggered(self, trigger: str, context: Mapping[str, Any]) -> None:
-        """Run the flows of ``trigger``; a failing flow is logged, never raised. (Their
-        mail goes to the person signing in, whose sign-in emails are throttled already.)"""
-        for flow in self.flows.values():
-            if flow.trigger != trigger:
-                continue
-            try:
-                self.run_flow(flow, context)
-            except Exception:
-                log.exception("flow %r (trigger %s) failed", flow.name, trigger)
-
-
-def flow_limits(flow: Flow, settings: Settings) -> tuple[int | None, int | None]:
-    """``(per_recipient, per_ip)`` hourly limits of ``flow`` run from a request; ``None``
-    for no limit."""
-    if flow.rate_limit is None:
-        return None, None
-    own = {} if flow.rate_limit == "default" else dict(flow.rate_limit)
-    return (
-        own.get("per_recipient", settings.flow_emails_per_hour),
-        own.get("per_ip", settings.flow_ip_requests_per_hour),
-    )
-
-
-def _ceil(seconds: float) -> int:
-    return max(1, int(-(-seconds // 1)))
+        """Run ``flow``; rate-limited when ``client_ip`` (a request asked) is given."""
+        return self.flow_runner.run(flow, context, client_ip=client_ip)

@@ -1,13 +1,23 @@
-"""What the throttles count by: one bucket per person, not per spelling of an address, and
-one per network, not per IPv6 address."""
+"""The throttles: what they count by (one bucket per mailbox, not per spelling of an
+address, and one per network, not per IPv6 address) and the counting itself."""
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 from functools import lru_cache
+
+from .errors import ThrottledError
+from .settings import Settings
+from .store import Store
+
+log = logging.getLogger("flask_postmark_auth")
 
 HOUR = 3600
 DAY = 24 * HOUR
+#: Seconds between two sweeps of expired entries, per process (stores without native
+#: expiry only), so the store stays flat without a cron job.
+PURGE_INTERVAL = 60
 #: IPv6 clients are counted by network: one customer is routinely given a whole /64.
 IPV6_PREFIX = 64
 
@@ -34,3 +44,68 @@ def ip_bucket(ip: str) -> str:
         network = ipaddress.IPv6Network(f"{parsed}/{IPV6_PREFIX}", strict=False)
         return str(network)
     return str(parsed)
+
+
+def ceil_seconds(seconds: float) -> int:
+    """Whole seconds to wait, at least one (a ``Retry-After`` of 0 invites a retry storm)."""
+    return max(1, int(-(-seconds // 1)))
+
+
+class Throttles:
+    """The sign-in counters in the store: per client IP, per mailbox, per code; shared by
+    every worker and machine that shares the store."""
+
+    def __init__(self, store: Store, settings: Settings) -> None:
+        self.store = store
+        self.settings = settings
+        self._next_purge = store.clock() + PURGE_INTERVAL
+
+    def count(self, ip: str | None, *more: tuple[str, float, int | None]) -> list[int]:
+        """Count this sign-in POST from ``ip`` and one event on each ``(key, window, limit)``
+        (``limit`` ``None``: count only), in one store round trip. Over any limit: the other
+        counts are given back and :class:`ThrottledError` says when to retry. Returns the
+        counts of ``more``."""
+        self._maybe_purge()
+        windows = [(key, window) for key, window, _ in more]
+        limits: list[int | None] = [limit for _, _, limit in more]
+        if ip:
+            windows.insert(0, (f"ip:{ip_bucket(ip)}", HOUR))
+            limits.insert(0, self.settings.ip_requests_per_hour)
+        counts = self.store.hits(windows)
+        waits = [
+            # Never longer than the window: another worker's clock may run a hair behind.
+            min(left, window)
+            for (count, left), (_, window), limit in zip(counts, windows, limits, strict=True)
+            if limit is not None and count > limit
+        ]
+        if waits:
+            for key, _ in windows[1 if ip else 0 :]:
+                self.store.unhit(key)
+            raise ThrottledError(retry_after=ceil_seconds(max(waits)))
+        return [count for count, _ in counts[1 if ip else 0 :]]
+
+    def _maybe_purge(self) -> None:
+        """Drop expired entries at most once per :data:`PURGE_INTERVAL` (a race between two
+        threads only purges twice)."""
+        if not self.store.needs_purge:
+            return
+        now = self.store.clock()
+        if now >= self._next_purge:
+            self._next_purge = now + PURGE_INTERVAL
+            dropped = self.store.purge()
+            log.debug("purged %d expired store entries", dropped)
+
+    def take_send_quota(self, method: str, address: str, ip: str | None) -> tuple[str, str]:
+        """Count the POST and use up one send of ``method`` to ``address``'s mailbox (hourly
+        quota, resend interval); the same answer whoever owns the address."""
+        mailbox = mailbox_key(address)
+        quota = f"hour:{mailbox}"
+        resend = f"resend:{method}:{mailbox}"
+        interval = self.settings.resend_interval
+        limits: list[tuple[str, float, int | None]] = [
+            (quota, HOUR, self.settings.emails_per_hour)
+        ]
+        if interval:
+            limits.append((resend, interval, 1))
+        self.count(ip, *limits)
+        return resend, quota

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import io
-import json
 import logging
-import re
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 from flask import (
     Blueprint,
-    Response,
     abort,
     current_app,
     g,
@@ -24,23 +20,19 @@ from flask import (
     url_for,
 )
 from flask_login import current_user, login_user, logout_user
-from flask_wtf.csrf import CSRFError, generate_csrf, validate_csrf
-from markupsafe import Markup, escape
+from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
-from wtforms.validators import ValidationError
 
 from .addresses import normalize_email
+from .edge import form, no_store, origin, protect, text, truthy, wants_json
 from .errors import (
     CSRFFailedError,
-    InvalidCodeError,
     InvalidEmailError,
-    InvalidLinkError,
     RequestTooLargeError,
     SignInError,
 )
-from .outbox import DevOutbox
-from .service import Origin, SignedIn
+from .service import SignedIn
 from .state import state
 from .store import StoreUnavailableError
 from .users import public_id
@@ -48,66 +40,14 @@ from .users import public_id
 log = logging.getLogger("flask_postmark_auth")
 
 bp = Blueprint("postmark_auth", __name__, template_folder="templates")
-
+bp.before_request(protect)
+bp.after_request(no_store)
 _EMAIL_SESSION_KEY = "_postmark_auth_email"
-_URL = re.compile(r"https?://[^\s<>\"']+")
-#: Largest body a sign-in POST may have: an address, a code and a ``next`` fit many times.
-MAX_BODY = 64 * 1024
-#: Hosts the dev outbox answers besides the canonical URL's, as Werkzeug's debugger does:
-#: a DNS-rebinding page on another name cannot read codes off a developer's machine.
-LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
-#: Flask-WTF's defaults, for apps that do not set them.
-_CSRF_HEADERS = ["X-CSRFToken", "X-CSRF-Token"]
-
-
-# -- request helpers ------------------------------------------------------------------------
-
-
-def wants_json() -> bool:
-    """JSON when the request is JSON or prefers JSON over HTML."""
-    if request.is_json:
-        return True
-    best = request.accept_mimetypes.best_match(["text/html", "application/json"])
-    return (
-        best == "application/json"
-        and request.accept_mimetypes[best] > request.accept_mimetypes["text/html"]
-    )
-
-
-def form() -> dict[str, Any]:
-    """The POST body as a dict (form or JSON object); a JSON non-object is empty."""
-    if request.is_json:
-        try:
-            data = request.get_json(silent=True)
-        except RecursionError:  # absurdly nested JSON: treat it as no body at all
-            data = None
-        return data if isinstance(data, dict) else {}
-    return request.form.to_dict()
-
-
-def text(data: dict[str, Any], name: str) -> str:
-    value = data.get(name)
-    return value if isinstance(value, str) else ""
-
-
-def origin() -> Origin:
-    return Origin(
-        ip=request.remote_addr,
-        scheme=request.scheme,
-        host=request.host,
-        root=request.script_root,
-    )
-
-
-def truthy(value: object) -> bool:
-    if isinstance(value, bool):
-        return value
-    return isinstance(value, str) and value.lower() in ("1", "true", "on", "yes")
 
 
 def page(template: str, status: int = 200, **context: Any) -> BaseResponse:
     st = state()
-    outbox = url_for(".outbox") if st.settings.dev_outbox else None
+    outbox = url_for("postmark_auth_outbox.outbox") if st.outbox is not None else None
     html = render_template(f"postmark_auth/{template}", dev_outbox_url=outbox, **context)
     return make_response(html, status)
 
@@ -120,67 +60,6 @@ def see_other(location: str) -> BaseResponse:
 def template_globals() -> dict[str, Any]:
     """``csrf_token()`` for the forms, whether or not the app set up CSRFProtect."""
     return {"csrf_token": generate_csrf}
-
-
-# -- protections ----------------------------------------------------------------------------
-
-
-def limit_body() -> None:
-    """Refuse a sign-in POST body over :data:`MAX_BODY` before anything reads it (an app
-    hook of its own, first in line: the app's CSRFProtect would read it before the
-    blueprint's hooks run). A body of unknown length is read up to the limit, no further.
-    (Without ``wsgi.input_terminated`` the server gives no body of unknown length.)"""
-    if request.blueprint != bp.name or request.method != "POST":
-        return
-    length = request.content_length
-    if length is not None and length > MAX_BODY:
-        raise RequestTooLargeError()
-    environ = request.environ
-    if length is None and environ.get("wsgi.input_terminated") and "wsgi.input" in environ:
-        # Chunked: read at most one byte past the limit, and serve the rest from memory.
-        stream, body = environ["wsgi.input"], b""
-        while len(body) <= MAX_BODY:
-            chunk = stream.read(MAX_BODY + 1 - len(body))
-            if not chunk:
-                break
-            body += chunk
-        if len(body) > MAX_BODY:
-            raise RequestTooLargeError()
-        environ["wsgi.input"] = io.BytesIO(body)
-
-
-@bp.before_request
-def protect() -> BaseResponse | None:
-    """CSRF on every POST whenever ``WTF_CSRF_ENABLED`` is on, whatever the app's own
-    CSRFProtect does (exempted views, ``WTF_CSRF_CHECK_DEFAULT = False``). The per-IP
-    throttle is the service's: it counts each sign-in POST with its other counters."""
-    if request.method != "POST":
-        return None
-    config = current_app.config
-    if config.get("WTF_CSRF_ENABLED", True):
-        field = config.get("WTF_CSRF_FIELD_NAME", "csrf_token")
-        token = next(
-            (
-                request.headers[name]
-                for name in config.get("WTF_CSRF_HEADERS", _CSRF_HEADERS)
-                if request.headers.get(name)
-            ),
-            None,
-        )
-        try:
-            validate_csrf(token or text(form(), field))
-        except ValidationError as exc:
-            raise CSRFFailedError() from exc
-    return None
-
-
-@bp.after_request
-def no_store(response: Response) -> BaseResponse:
-    """Auth pages are never cached, and never leak their URL (which may hold a link
-    token) through the Referer header."""
-    response.headers["Cache-Control"] = "no-store"
-    response.headers["Referrer-Policy"] = "no-referrer"
-    return response
 
 
 @bp.errorhandler(CSRFError)
@@ -272,20 +151,23 @@ def render_error_page(
     )
 
 
-def signed_in(result: SignedIn, remember: bool) -> BaseResponse:
-    st = state()
-    # Whatever the session held before (a CSRF token, another account, an attacker's
-    # planted values) is dropped: a fresh session for the person who just proved who they
-    # are, as Django's login() cycles its session key.
-    session.clear()
-    g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
-    if not login_user(result.user, remember=remember):
-        raise (
-            InvalidLinkError()
-            if result.method == "magic_link"
-            else InvalidCodeError(attempts_left=0)
-        )
-    st.service.signed_in(result)
+def start_session(remember: bool) -> Callable[[Any], bool]:
+    """The ``login`` the service calls once the address is proven.
+
+    Whatever the session held before (a CSRF token, another account, an attacker's planted
+    values) is dropped: a fresh session for the person who just proved who they are, as
+    Django's login() cycles its session key.
+    """
+
+    def login(user: Any) -> bool:
+        session.clear()
+        g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
+        return bool(login_user(user, remember=remember))
+
+    return login
+
+
+def signed_in(result: SignedIn) -> BaseResponse:
     if wants_json():
         user = result.user
         return jsonify(
@@ -357,7 +239,7 @@ def request_code() -> BaseResponse:
         response.status_code = 202
         return response
     session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
-    target = state().service.safe_next(data.get("next"), origin())
+    target = state().service.site.safe_next(data.get("next"), origin())
     return see_other(url_for(".verify_code", next=target))
 
 
@@ -375,9 +257,13 @@ def verify_code() -> BaseResponse:
         )
     data = form()
     result = state().service.verify_code(
-        data.get("email"), data.get("code"), data.get("next"), origin()
+        data.get("email"),
+        data.get("code"),
+        data.get("next"),
+        origin(),
+        start_session(truthy(data.get("remember"))),
     )
-    return signed_in(result, truthy(data.get("remember")))
+    return signed_in(result)
 
 
 @bp.post("/magic-link")
@@ -422,8 +308,13 @@ def magic_link(token: str) -> BaseResponse:
         data: dict[str, Any] = {}
     else:
         data = form()
-    result = service.consume_link(token, request.args.get("next") or data.get("next"), origin())
-    return signed_in(result, truthy(data.get("remember")))
+    result = service.consume_link(
+        token,
+        request.args.get("next") or data.get("next"),
+        origin(),
+        start_session(truthy(data.get("remember"))),
+    )
+    return signed_in(result)
 
 
 @bp.post("/logout")
@@ -436,62 +327,6 @@ def logout() -> BaseResponse:
         return jsonify(status="signed_out")
     data = form()
     return see_other(
-        state().service.safe_next(data.get("next"), origin()) or state().settings.login_redirect
+        state().service.site.safe_next(data.get("next"), origin())
+        or state().settings.login_redirect
     )
-
-
-# -- dev outbox -----------------------------------------------------------------------------
-
-
-def linkify(value: str | None) -> Markup:
-    """Escape ``value`` and make its http(s) URLs clickable (for the outbox's text parts)."""
-    if not value:
-        return Markup("")
-    out = []
-    last = 0
-    for match in _URL.finditer(value):
-        out.append(escape(value[last : match.start()]))
-        out.append(Markup('<a href="{0}">{0}</a>').format(match.group(0)))
-        last = match.end()
-    out.append(escape(value[last:]))
-    return Markup("").join(out)
-
-
-def outbox_host_allowed() -> bool:
-    """Whether the request names this machine (or the canonical URL's host)."""
-    try:
-        host = urlsplit(f"//{request.host}").hostname
-    except ValueError:
-        return False
-    base = state().settings.base_url
-    canonical = urlsplit(base).hostname if base else None
-    return host is not None and (host in LOCAL_HOSTS or host == canonical)
-
-
-def dev_outbox() -> DevOutbox:
-    """The outbox, or 404 when it is off or the request does not name this machine."""
-    found = state().outbox
-    if found is None or not outbox_host_allowed():
-        abort(404)
-    return found
-
-
-@bp.get("/dev/outbox")
-def outbox() -> BaseResponse:
-    messages = [json.loads(item) for item in dev_outbox().messages()]
-    if wants_json():
-        return jsonify(messages=messages)
-    for message in messages:  # "2026-11-24T05:56:21.613609+00:00" -> "2026-11-24 05:56:21 UTC"
-        created = str(message.get("created") or "")
-        message["created"] = (
-            f"{created[:10]} {created[11:19]} UTC" if len(created) >= 19 else created
-        )
-    return page("outbox.html", messages=messages, linkify=linkify)
-
-
-@bp.post("/dev/outbox/clear")
-def outbox_clear() -> BaseResponse:
-    dev_outbox().clear()
-    if wants_json():
-        return jsonify(status="cleared")
-    return see_other(url_for(".outbox"))

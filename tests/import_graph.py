@@ -21,13 +21,37 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: ``.*`` covers a subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
     ("entry", {"__init__", "extension", "cli", "pytest_plugin", "testing.*"}),
-    ("http", {"views"}),
+    ("http", {"views", "outbox_views", "edge"}),
     ("service", {"service", "checklist", "outbox"}),
     (
         "domain",
-        {"flows", "delivery", "users", "tokens", "redirects", "throttles", "settings", "state"},
+        {
+            "flows",
+            "flow_config",
+            "delivery",
+            "mail",
+            "users",
+            "tokens",
+            "redirects",
+            "throttles",
+            "settings",
+            "site",
+            "state",
+        },
     ),
-    ("plumbing", {"connector", "store.*", "addresses", "errors", "signals", "_version"}),
+    (
+        "plumbing",
+        {
+            "connector",
+            "connector_check",
+            "messages",
+            "store.*",
+            "addresses",
+            "errors",
+            "signals",
+            "_version",
+        },
+    ),
 ]
 
 

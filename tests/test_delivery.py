@@ -19,9 +19,9 @@ from flask import Flask
 from werkzeug.test import TestResponse
 
 from flask_postmark_auth import PostmarkAuth, PostmarkConnector, signals
-from flask_postmark_auth.connector import accepted_answer
 from flask_postmark_auth.delivery import SendJob
 from flask_postmark_auth.errors import DeliveryFailedError
+from flask_postmark_auth.messages import accepted_answer
 from flask_postmark_auth.testing import FakePostmark, RecordedMessage
 from flask_postmark_auth.tokens import LinkSigner
 from tests.conftest import AppFactory, FakeClock, code_in, link_in

@@ -367,7 +367,7 @@ def test_a_raising_flow_is_logged_not_raised(make_app: AppFactory) -> None:
     def explode(path: str, payload: Any) -> Any:
         if payload.get("Subject") == "New sign-in":
             raise RuntimeError("boom")
-        from flask_postmark_auth.connector import accepted_answer
+        from flask_postmark_auth.messages import accepted_answer
 
         return accepted_answer(path, payload)
 

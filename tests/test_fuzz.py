@@ -27,10 +27,10 @@ from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from flask_postmark_auth.addresses import normalize_email
+from flask_postmark_auth.edge import MAX_BODY
 from flask_postmark_auth.errors import InvalidEmailError
 from flask_postmark_auth.redirects import safe_next
 from flask_postmark_auth.testing import RecordedMessage, record_messages
-from flask_postmark_auth.views import MAX_BODY
 from tests.conftest import AppFactory, code_in, link_in
 
 EMAIL = "ann@example.com"

@@ -21,6 +21,16 @@ def test_every_module_has_a_layer() -> None:
         import_graph.layer(module)
 
 
+def test_no_package_module_is_over_400_lines() -> None:
+    """One concept a module; the fake Postmark (a test helper, its own package) aside."""
+    long = {
+        name: lines
+        for name, path in import_graph.modules().items()
+        if (lines := len(path.read_text().splitlines())) > 400 and not name.startswith("testing")
+    }
+    assert long == {}
+
+
 @pytest.mark.parametrize(
     "module",
     [

@@ -9,7 +9,7 @@ from typing import Any
 
 from flask import Flask
 
-from ..connector import BATCH_PATHS, accepted_answers, request_messages
+from ..messages import BATCH_PATHS, accepted_answers, request_messages
 from ..state import state
 from .fake_postmark import RecordedMessage
 
