@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from werkzeug.exceptions import HTTPException
+
 
 class PostmarkError(Exception):
     """Postmark refused a request, or could not be reached.
@@ -109,55 +111,76 @@ def error_for(status: int | None, error_code: int | None, message: str) -> Postm
     return cls(status, error_code, message)
 
 
-class SignInError(Exception):
-    """A sign-in request that cannot go on; views answer ``{"error": code, "message": ...}``
-    with ``status``, plus ``extra`` fields."""
+class SignInError(HTTPException):
+    """A sign-in request that cannot go on: a Werkzeug HTTP exception, as Flask-WTF's
+    ``CSRFError`` is, so an app calling the service from its own views can let it answer or
+    catch it with ``@app.errorhandler``. ``code`` is the HTTP status, ``error`` the
+    machine-readable name the JSON answers carry, ``extra`` more fields of the answer.
 
-    code = "error"
-    status = 400
-    default_message = "Something went wrong."
+    The base class has no ``code``, so a handler registered for it (Flask files handlers of
+    HTTP exceptions by code) catches every subclass, whatever its status."""
+
+    code: int | None = None
+    error = "error"
+    description = "Something went wrong."
 
     def __init__(self, message: str | None = None, **extra: object) -> None:
-        self.message = message or self.default_message
+        super().__init__(message or type(self).description)
         self.extra = extra
-        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        """The sentence shown to the person."""
+        return str(self.description)
 
 
 class InvalidEmailError(SignInError, ValueError):
     """An address that is not one plain, valid address (display names, lists, CR/LF...)."""
 
-    code = "invalid_email"
-    default_message = "Enter a valid email address."
+    code = 400
+    error = "invalid_email"
+    description = "Enter a valid email address."
 
 
 class InvalidCodeError(SignInError):
-    code = "invalid_code"
-    default_message = "That code is not valid. Check it, or ask for a new one."
+    code = 400
+    error = "invalid_code"
+    description = "That code is not valid. Check it, or ask for a new one."
 
 
 class InvalidLinkError(SignInError):
-    code = "invalid_link"
-    default_message = "This sign-in link is invalid, expired or already used."
+    code = 400
+    error = "invalid_link"
+    description = "This sign-in link is invalid, expired or already used."
 
 
 class ThrottledError(SignInError):
-    code = "rate_limited"
-    status = 429
-    default_message = "Too many requests. Wait a little, then try again."
+    code = 429
+    error = "rate_limited"
+    description = "Too many requests. Wait a little, then try again."
 
 
 class DeliveryFailedError(SignInError):
-    code = "delivery_failed"
-    status = 503
-    default_message = "We could not send the email just now. Please try again shortly."
+    code = 503
+    error = "delivery_failed"
+    description = "We could not send the email just now. Please try again shortly."
 
 
 class CSRFFailedError(SignInError):
-    code = "csrf"
-    default_message = "The form expired. Reload the page and try again."
+    code = 400
+    error = "csrf"
+    description = "The form expired. Reload the page and try again."
 
 
 class RequestTooLargeError(SignInError):
-    code = "request_too_large"
-    status = 413
-    default_message = "That request is too large."
+    code = 413
+    error = "request_too_large"
+    description = "That request is too large."
+
+
+class StoreDownError(SignInError):
+    """The store failed mid-request (see :class:`~.store.StoreUnavailableError`)."""
+
+    code = 503
+    error = "store_unavailable"
+    description = "Sign-in is unavailable for a moment. Please try again shortly."

@@ -31,6 +31,7 @@ from .errors import (
     InvalidEmailError,
     RequestTooLargeError,
     SignInError,
+    StoreDownError,
 )
 from .service import SignedIn
 from .state import state
@@ -90,32 +91,23 @@ def not_found(exc: NotFound) -> BaseResponse:
 @bp.errorhandler(StoreUnavailableError)
 def store_down(exc: StoreUnavailableError) -> BaseResponse:
     log.error("sign-in store unavailable: %s", exc)
-    return answer_error(None)
+    return answer_error(StoreDownError())
 
 
-def answer_error(exc: SignInError | None) -> BaseResponse:
+def answer_error(exc: SignInError) -> BaseResponse:
     """The error as JSON, or its form re-rendered with the message, with its status."""
-    if exc is None:
-        code, status, message, extra = (
-            "store_unavailable",
-            503,
-            "Sign-in is unavailable for a moment. Please try again shortly.",
-            {},
-        )
-    else:
-        code, status, message, extra = exc.code, exc.status, exc.message, exc.extra
-    headers: dict[str, str] = {}
-    if "retry_after" in extra:
-        headers["Retry-After"] = str(extra["retry_after"])
+    status = exc.code or 400
+    extra = exc.extra
     response: BaseResponse
     if wants_json():
-        body: dict[str, object] = {"error": code, "message": message}
+        body: dict[str, object] = {"error": exc.error, "message": exc.message}
         body.update({k: v for k, v in extra.items() if k != "retry_after"})
         response = jsonify(body)
         response.status_code = status
     else:
-        response = render_error_page(code, message, status, extra)
-    response.headers.update(headers)
+        response = render_error_page(exc.error, exc.message, status, extra)
+    if "retry_after" in extra:
+        response.headers["Retry-After"] = str(extra["retry_after"])
     return response
 
 
