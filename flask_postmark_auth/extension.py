@@ -17,7 +17,7 @@ from .flow_config import parse_flows
 from .flows import Flow, FlowResult
 from .outbox import DevOutbox
 from .service import SignInService
-from .settings import DEFAULTS, DEV_OUTBOX_FROM, Settings, key, load, refuse_unknown_keys
+from .settings import DEFAULTS, DEV_OUTBOX_FROM, RESOLVED, Settings, key, load, refuse_unknown_keys
 from .state import EXTENSION_KEY, AuthState, state
 from .store import StoreUnavailableError, open_store
 from .store.base import Clock
@@ -50,6 +50,8 @@ class PostmarkAuth:
         for name, default in DEFAULTS.items():
             app.config.setdefault(key(name), default)
         settings = load(app.config, debug=app.debug, testing=app.testing)
+        for name in RESOLVED:  # app.config shows what is in use, not None
+            app.config[key(name)] = getattr(settings, name.lower())
         if not (app.debug or app.testing):
             problems = list(secret_key_problems(app.config))
             if problems:

@@ -35,6 +35,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "redirects",
             "throttles",
             "settings",
+            "config_checks",
             "site",
             "state",
         },

@@ -11,7 +11,7 @@ from flask import Flask
 
 from flask_postmark_auth import ConfigurationError, PostmarkAuth, PostmarkConnector
 from flask_postmark_auth.extension import AuthState
-from flask_postmark_auth.settings import DEFAULTS
+from flask_postmark_auth.settings import DEFAULTS, RESOLVED
 
 TOKEN = "server-token-0123456789abcdef"
 
@@ -74,7 +74,7 @@ def test_every_default_is_set_without_overriding_the_apps_values() -> None:
     PostmarkAuth(app)
     assert app.config["POSTMARK_AUTH_OTP_TTL"] == 120
     for name, default in DEFAULTS.items():
-        if name not in ("OTP_TTL", "SERVER_TOKEN", "FROM_EMAIL", "BASE_URL"):
+        if name not in ("OTP_TTL", "SERVER_TOKEN", "FROM_EMAIL", "BASE_URL", *RESOLVED):
             assert app.config[f"POSTMARK_AUTH_{name}"] == default
 
 
@@ -196,3 +196,23 @@ def test_token_is_not_in_the_state_repr() -> None:
     app = configured()
     PostmarkAuth(app)
     assert TOKEN not in repr(app.extensions["postmark_auth"].connectors)
+
+
+def test_resolved_settings_are_written_back_to_the_config() -> None:
+    app = configured(testing=True)
+    PostmarkAuth(app)
+    assert app.config["POSTMARK_AUTH_STORE"] == "memory://"
+    assert app.config["POSTMARK_AUTH_DELIVERY"] == "sync"
+    assert app.config["POSTMARK_AUTH_DEV_OUTBOX"] is False  # a token is configured
+
+
+def test_every_key_is_one_row_with_a_default_a_check_and_a_doc_line() -> None:
+    from dataclasses import fields
+
+    from flask_postmark_auth.settings import Settings
+
+    rows = fields(Settings)
+    assert [row.name.upper() for row in rows] == list(DEFAULTS)
+    for row in rows:
+        assert callable(row.metadata["check"]), row.name
+        assert row.metadata["doc"].strip(), row.name
