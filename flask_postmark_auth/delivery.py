@@ -209,7 +209,7 @@ class Dispatcher:
         for entry in delete:
             self.store.delete(entry)
         for entry in unhit:
-            self.store.unhit(entry)
+            self.store.undo_hit(entry)
 
     def _send(self, job: SendJob) -> SendResult | None:
         connector = self.connectors[job.connector]

@@ -238,7 +238,7 @@ class SignInService:
                 self._pause_codes(address, key)
             self._failed(address, OTP, "wrong code")
             raise InvalidCodeError(attempts_left=0 if today == budget else limit - tries)
-        if self.store.take(key, expected=raw) is None:
+        if self.store.pop(key, expected=raw) is None:
             self._failed(address, OTP, "code already used")
             raise InvalidCodeError(attempts_left=0)
         self.store.delete(guesses_key)
@@ -287,7 +287,7 @@ class SignInService:
         """Sign in with a link: its nonce is taken from the store atomically, once."""
         self.throttles.count(origin.ip)
         key = self._link_key(token)
-        raw = self.store.take(key) if key is not None else None
+        raw = self.store.pop(key) if key is not None else None
         if raw is None:
             self._failed(None, MAGIC_LINK, "invalid, expired or used link")
             raise InvalidLinkError()

@@ -80,7 +80,7 @@ class Throttles:
         ]
         if waits:
             for key, _ in windows[1 if ip else 0 :]:
-                self.store.unhit(key)
+                self.store.undo_hit(key)
             raise ThrottledError(retry_after=ceil_seconds(max(waits)))
         return [count for count, _ in counts[1 if ip else 0 :]]
 

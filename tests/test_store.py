@@ -127,7 +127,7 @@ class StoreContract:
             assert store.get(key) == value
             store.push(key, value, 60, 2)
             assert store.items(key)[0] == value
-            assert store.take(key, value) == value
+            assert store.pop(key, value) == value
             assert store.get(key) is None
 
         round_trip()
@@ -172,30 +172,30 @@ class StoreContract:
         assert store.items("both") == []
         assert store.size() == 0
 
-    # -- take -----------------------------------------------------------------------------
+    # -- pop ------------------------------------------------------------------------------
 
-    def test_take_returns_the_value_once(self, store: Store) -> None:
+    def test_pop_returns_the_value_once(self, store: Store) -> None:
         store.set("k", "v", 60)
-        assert store.take("k") == "v"
-        assert store.take("k") is None
+        assert store.pop("k") == "v"
+        assert store.pop("k") is None
         assert store.get("k") is None
 
-    def test_take_of_missing_or_expired_is_none(self, store: Store, clock: FakeClock) -> None:
-        assert store.take("missing") is None
+    def test_pop_of_missing_or_expired_is_none(self, store: Store, clock: FakeClock) -> None:
+        assert store.pop("missing") is None
         store.set("k", "v", 1)
         clock.advance(1)
-        assert store.take("k") is None
-        assert store.take("k", "v") is None
+        assert store.pop("k") is None
+        assert store.pop("k", "v") is None
 
-    def test_take_with_expected_compares_and_deletes(self, store: Store) -> None:
+    def test_pop_with_expected_compares_and_deletes(self, store: Store) -> None:
         store.set("k", "right", 60)
-        assert store.take("k", "wrong") is None
+        assert store.pop("k", "wrong") is None
         assert store.get("k") == "right"
         assert store.ttl("k") == pytest.approx(60)
-        assert store.take("k", "right") == "right"
+        assert store.pop("k", "right") == "right"
         assert store.get("k") is None
 
-    # -- hit / unhit ----------------------------------------------------------------------
+    # -- hit / undo_hit -----------------------------------------------------------------
 
     def test_hit_counts_within_a_window(self, store: Store, clock: FakeClock) -> None:
         assert store.hit("h", 60) == (1, pytest.approx(60))
@@ -216,24 +216,26 @@ class StoreContract:
         clock.advance(5)
         assert store.hit("h", 10) == (2, pytest.approx(5))
 
-    def test_unhit_takes_back_and_floors_at_zero(self, store: Store, clock: FakeClock) -> None:
+    def test_undo_hit_takes_back_and_floors_at_zero(self, store: Store, clock: FakeClock) -> None:
         store.hit("h", 60)
         store.hit("h", 60)
-        store.unhit("h")
+        store.undo_hit("h")
         assert store.hit("h", 60) == (2, pytest.approx(60))
         for _ in range(5):
-            store.unhit("h")
+            store.undo_hit("h")
         assert store.hit("h", 60)[0] == 1
         clock.advance(10)
-        assert store.hit("h", 60) == (2, pytest.approx(50))  # unhit kept the window
+        assert store.hit("h", 60) == (2, pytest.approx(50))  # undo_hit kept the window
 
-    def test_unhit_of_absent_or_expired_is_a_no_op(self, store: Store, clock: FakeClock) -> None:
-        store.unhit("never")
+    def test_undo_hit_of_absent_or_expired_is_a_no_op(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        store.undo_hit("never")
         assert store.get("never") is None
         assert store.size() == 0
         store.hit("h", 5)
         clock.advance(5)
-        store.unhit("h")
+        store.undo_hit("h")
         assert store.hit("h", 5) == (1, pytest.approx(5))
 
     def test_hits_count_several_keys_in_their_own_windows(
@@ -255,7 +257,7 @@ class StoreContract:
             (1, pytest.approx(10)),
         ]
         assert store.hits([("c", 30)]) == [(1, pytest.approx(30))]
-        store.unhit("a")
+        store.undo_hit("a")
         assert store.hit("a", 60) == (3, pytest.approx(50))
 
     def test_concurrent_hits_of_several_keys_are_all_counted(self, store: Store) -> None:
@@ -344,7 +346,7 @@ class StoreContract:
 
     # -- concurrency ----------------------------------------------------------------------
 
-    def test_concurrent_take_gives_the_value_to_exactly_one_thread(self, store: Store) -> None:
+    def test_concurrent_pop_gives_the_value_to_exactly_one_thread(self, store: Store) -> None:
         rounds, workers = 25, 8
         for r in range(rounds):
             store.set(f"race:{r}", "token", 600)
@@ -355,7 +357,7 @@ class StoreContract:
             try:
                 for r in range(rounds):
                     barrier.wait(timeout=30)
-                    if store.take(f"race:{r}", "token") == "token":
+                    if store.pop(f"race:{r}", "token") == "token":
                         winners[r].append(i)
             except BaseException:
                 barrier.abort()
@@ -416,13 +418,13 @@ class TestSQLiteStore(StoreContract):
         first, second = SQLiteStore(path), SQLiteStore(path)
         try:
             first.set("k", "v", 60)
-            assert second.take("k") == "v"
+            assert second.pop("k") == "v"
             assert first.get("k") is None
         finally:
             first.close()
             second.close()
 
-    def test_processes_racing_take_get_the_value_exactly_once(self, tmp_path: Path) -> None:
+    def test_processes_racing_pop_get_the_value_exactly_once(self, tmp_path: Path) -> None:
         path, rounds = str(tmp_path / "race.db"), 10
         store = SQLiteStore(path)
         try:
@@ -434,7 +436,7 @@ class TestSQLiteStore(StoreContract):
         barrier = ctx.Barrier(2)
         results = ctx.Queue()
         workers = [
-            ctx.Process(target=take_in_process, args=(path, rounds, barrier, results))
+            ctx.Process(target=pop_in_process, args=(path, rounds, barrier, results))
             for _ in range(2)
         ]
         for worker in workers:
@@ -469,7 +471,7 @@ class TestSQLiteStore(StoreContract):
                 reader.set("k", "w", None)
             assert isinstance(info.value.__cause__, sqlite3.OperationalError)
             with pytest.raises(StoreUnavailableError):
-                reader.take("k")
+                reader.pop("k")
             assert reader.get("k") == "v"
         finally:
             reader.close()
@@ -541,13 +543,13 @@ class TestSQLiteStore(StoreContract):
         parents.close()
 
 
-def take_in_process(path: str, rounds: int, barrier: Any, results: Any) -> None:
+def pop_in_process(path: str, rounds: int, barrier: Any, results: Any) -> None:
     """In a spawned process: race for ``race:<r>`` each round and report what was won."""
     store = SQLiteStore(path)
     try:
         for r in range(rounds):
             barrier.wait(timeout=30)
-            results.put((r, store.take(f"race:{r}", "token")))
+            results.put((r, store.pop(f"race:{r}", "token")))
     finally:
         store.close()
 
@@ -623,7 +625,7 @@ class TestRedisStore(StoreContract):
             server.start()
             assert store.get("k") is None  # no persistence; the script is loaded again
             store.set("k", "back", 60)
-            assert store.take("k", "back") == "back"
+            assert store.pop("k", "back") == "back"
             assert store.hit("h", 60)[0] == 1
         finally:
             store.close()

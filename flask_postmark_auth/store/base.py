@@ -48,16 +48,17 @@ class Store(ABC):
     def get(self, key: str) -> str | None:
         """The live value, or ``None``."""
 
-    @abstractmethod
     def ttl(self, key: str) -> float | None:
-        """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
+        """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does.
+        Optional: sign-in never asks (the contract suite and tools do)."""
+        raise NotImplementedError(f"{type(self).__name__} does not report expiry times")
 
     @abstractmethod
     def delete(self, key: str) -> None:
         """Remove ``key`` if present."""
 
     @abstractmethod
-    def take(self, key: str, expected: str | None = None) -> str | None:
+    def pop(self, key: str, expected: str | None = None) -> str | None:
         """Atomically read and delete ``key``; return the value, or ``None`` if absent.
 
         With ``expected``, delete only when the live value equals it (compare-and-delete),
@@ -79,7 +80,7 @@ class Store(ABC):
         return [self.hit(key, window) for key, window in windows]
 
     @abstractmethod
-    def unhit(self, key: str) -> None:
+    def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
 
     @abstractmethod
@@ -95,13 +96,15 @@ class Store(ABC):
     def purge(self) -> int:
         """Drop expired entries now; return how many were dropped (best effort)."""
 
-    @abstractmethod
     def size(self) -> int:
-        """How many entries (keys, list items included) the store holds, expired or not."""
+        """How many entries (keys, list items included) the store holds, expired or not.
+        Optional: for benchmarks and tests."""
+        raise NotImplementedError(f"{type(self).__name__} does not count its entries")
 
-    @abstractmethod
     def ping(self) -> None:
-        """Raise :class:`StoreUnavailableError` unless the store answers."""
+        """Raise :class:`StoreUnavailableError` unless the store answers (by default, a
+        read of a key nobody writes)."""
+        self.get("ping")
 
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to close
         """Release connections; the store may be used again afterwards (it reconnects)."""

@@ -81,7 +81,7 @@ class MemoryStore(Store):
             self._kv.pop(key, None)
             self._lists.pop(key, None)
 
-    def take(self, key: str, expected: str | None = None) -> str | None:
+    def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key`` under the lock; with ``expected``, only when it matches."""
         with self._lock:
             entry = self._live(key, self.clock())
@@ -102,7 +102,7 @@ class MemoryStore(Store):
             self._kv[key] = (str(count), expires)
             return count, expires - now
 
-    def unhit(self, key: str) -> None:
+    def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
         with self._lock:
             entry = self._live(key, self.clock())

@@ -17,185 +17,13 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from .base import Clock, Store, StoreUnavailableError
+from .redis_lua import HELPERS, SCRIPTS
 
 if TYPE_CHECKING:
     from redis import Redis
     from redis.commands.core import Script
 
 DEFAULT_PREFIX = "postmark_auth:"
-
-# Shared Lua helpers: live() reads a value hash, dropping it when expired; gc() sets the
-# native expiry to the logical remaining time (deleting at once when already due).
-_LUA_HELPERS = """
-local now = tonumber(ARGV[1])
-local function live(k)
-  local r = redis.call('HMGET', k, 'v', 'e')
-  if not r[1] then return nil, nil end
-  if r[2] and tonumber(r[2]) <= now then
-    redis.call('DEL', k)
-    return nil, nil
-  end
-  return r[1], r[2]
-end
-local function gc(k, e)
-  if not e then
-    redis.call('PERSIST', k)
-    return
-  end
-  local ms = math.ceil((tonumber(e) - now) * 1000)
-  if ms > 0 then redis.call('PEXPIRE', k, ms) else redis.call('DEL', k) end
-end
-local function item_expired(item)
-  local e = string.sub(item, 1, string.find(item, '|', 1, true) - 1)
-  return e ~= '' and tonumber(e) <= now
-end
-"""
-
-# ARGV: now, value, expiry ('' = never)
-_SET = """
-local e = ARGV[3] ~= '' and ARGV[3] or false
-redis.call('DEL', KEYS[1])
-if e then
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'e', e)
-else
-  redis.call('HSET', KEYS[1], 'v', ARGV[2])
-end
-gc(KEYS[1], e)
-"""
-
-# ARGV: now, value, expiry ('' = never)
-_ADD = """
-if live(KEYS[1]) then return 0 end
-local e = ARGV[3] ~= '' and ARGV[3] or false
-redis.call('DEL', KEYS[1])
-if e then
-  redis.call('HSET', KEYS[1], 'v', ARGV[2], 'e', e)
-else
-  redis.call('HSET', KEYS[1], 'v', ARGV[2])
-end
-gc(KEYS[1], e)
-return 1
-"""
-
-# ARGV: now
-_GET = """
-local v = live(KEYS[1])
-return v or false
-"""
-
-# ARGV: now
-_TTL = """
-local v, e = live(KEYS[1])
-if not v then return false end
-return e or 'inf'
-"""
-
-# ARGV: now, '1' when an expected value follows, expected
-_TAKE = """
-local v = live(KEYS[1])
-if not v then return false end
-if ARGV[2] == '1' and v ~= ARGV[3] then return false end
-redis.call('DEL', KEYS[1])
-return v
-"""
-
-# ARGV: now, expiry of a new window
-_HIT = """
-local v, e = live(KEYS[1])
-if not v or not e then
-  redis.call('DEL', KEYS[1])
-  redis.call('HSET', KEYS[1], 'v', '1', 'e', ARGV[2])
-  gc(KEYS[1], ARGV[2])
-  return {'1', ARGV[2]}
-end
-local n = math.floor(tonumber(v) or 0) + 1
-redis.call('HSET', KEYS[1], 'v', n)
-return {tostring(n), e}
-"""
-
-# ARGV: now, then the expiry of a new window for each key
-_HITS = """
-local out = {}
-for i, k in ipairs(KEYS) do
-  local v, e = live(k)
-  if not v or not e then
-    redis.call('DEL', k)
-    redis.call('HSET', k, 'v', '1', 'e', ARGV[i + 1])
-    gc(k, ARGV[i + 1])
-    out[i] = {'1', ARGV[i + 1]}
-  else
-    local n = math.floor(tonumber(v) or 0) + 1
-    redis.call('HSET', k, 'v', n)
-    out[i] = {tostring(n), e}
-  end
-end
-return out
-"""
-
-# ARGV: now
-_UNHIT = """
-local v = live(KEYS[1])
-if not v then return end
-local n = math.floor(tonumber(v) or 0) - 1
-if n < 0 then n = 0 end
-redis.call('HSET', KEYS[1], 'v', n)
-"""
-
-# ARGV: now, value, expiry ('' = never), max_items
-_PUSH = """
-local head = redis.call('LINDEX', KEYS[1], 0)
-if head and item_expired(head) then redis.call('DEL', KEYS[1]) end
-redis.call('LPUSH', KEYS[1], ARGV[3] .. '|' .. ARGV[2])
-redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[4]) - 1)
-gc(KEYS[1], ARGV[3] ~= '' and ARGV[3] or false)
-"""
-
-# ARGV: now
-_ITEMS = """
-local head = redis.call('LINDEX', KEYS[1], 0)
-if not head then return {} end
-if item_expired(head) then
-  redis.call('DEL', KEYS[1])
-  return {}
-end
-local out = {}
-for i, item in ipairs(redis.call('LRANGE', KEYS[1], 0, -1)) do
-  out[i] = string.sub(item, string.find(item, '|', 1, true) + 1)
-end
-return out
-"""
-
-# KEYS: a batch from SCAN; ARGV: now
-_PURGE = """
-local dropped = 0
-for _, k in ipairs(KEYS) do
-  local t = redis.call('TYPE', k)['ok']
-  if t == 'hash' then
-    local e = redis.call('HGET', k, 'e')
-    if e and tonumber(e) <= now then
-      redis.call('DEL', k)
-      dropped = dropped + 1
-    end
-  elseif t == 'list' then
-    local head = redis.call('LINDEX', k, 0)
-    if head and item_expired(head) then
-      dropped = dropped + redis.call('LLEN', k)
-      redis.call('DEL', k)
-    end
-  end
-end
-return dropped
-"""
-
-# KEYS: a batch from SCAN; ARGV: now (unused)
-_SIZE = """
-local n = 0
-for _, k in ipairs(KEYS) do
-  local t = redis.call('TYPE', k)['ok']
-  if t == 'list' then n = n + redis.call('LLEN', k) elseif t ~= 'none' then n = n + 1 end
-end
-return n
-"""
 
 
 class RedisStore(Store):
@@ -244,19 +72,11 @@ class RedisStore(Store):
                 decode_responses=True,
             )
         self.client: Redis = client
-        helpers = _LUA_HELPERS
-        self._set = client.register_script(helpers + _SET)
-        self._add = client.register_script(helpers + _ADD)
-        self._get = client.register_script(helpers + _GET)
-        self._ttl = client.register_script(helpers + _TTL)
-        self._take = client.register_script(helpers + _TAKE)
-        self._hit = client.register_script(helpers + _HIT)
-        self._unhit = client.register_script(helpers + _UNHIT)
-        self._hits = client.register_script(helpers + _HITS)
-        self._push = client.register_script(helpers + _PUSH)
-        self._items = client.register_script(helpers + _ITEMS)
-        self._purge = client.register_script(helpers + _PURGE)
-        self._size = client.register_script(helpers + _SIZE)
+        scripts = {name: client.register_script(HELPERS + src) for name, src in SCRIPTS.items()}
+        self._set, self._add, self._get = scripts["set"], scripts["add"], scripts["get"]
+        self._ttl, self._pop, self._hits = scripts["ttl"], scripts["pop"], scripts["hits"]
+        self._undo_hit, self._push = scripts["undo_hit"], scripts["push"]
+        self._items, self._purge, self._size = scripts["items"], scripts["purge"], scripts["size"]
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -325,17 +145,16 @@ class RedisStore(Store):
         with self._guard():
             self.client.delete(self._key(key), self._list(key))
 
-    def take(self, key: str, expected: str | None = None) -> str | None:
+    def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key`` in one script; with ``expected``, only when it matches."""
         flag, compare = ("0", "") if expected is None else ("1", expected)
-        value = self._run(self._take, [self._key(key)], self.clock(), flag, compare)
+        value = self._run(self._pop, [self._key(key)], self.clock(), flag, compare)
         return None if value is None else _text(value)
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
         """Count one event in a fixed window; return ``(count, seconds_until_reset)``."""
-        now = self.clock()
-        count, expires = self._run(self._hit, [self._key(key)], now, repr(now + window))
-        return int(_text(count)), float(_text(expires)) - now
+        [answer] = self.hits([(key, window)])
+        return answer
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
         """Several :meth:`hit` in one script: one round trip, atomic together."""
@@ -345,9 +164,9 @@ class RedisStore(Store):
         answers = self._run(self._hits, keys, now, *expiries)
         return [(int(_text(count)), float(_text(expires)) - now) for count, expires in answers]
 
-    def unhit(self, key: str) -> None:
+    def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
-        self._run(self._unhit, [self._key(key)], self.clock())
+        self._run(self._undo_hit, [self._key(key)], self.clock())
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""

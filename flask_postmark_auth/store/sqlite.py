@@ -67,14 +67,14 @@ ON CONFLICT (key) DO UPDATE SET
                    ELSE kv.expires END
 RETURNING key, CAST(value AS INTEGER), expires
 """
-_UNHIT = """
+_UNDO_HIT = """
 UPDATE kv SET value = CAST(MAX(CAST(value AS INTEGER) - 1, 0) AS TEXT)
 WHERE key = :key AND (expires IS NULL OR expires > :now)
 """
 
 _GET = "SELECT value, expires FROM kv WHERE key = :key AND (expires IS NULL OR expires > :now)"
 
-_TAKE = """
+_POP = """
 DELETE FROM kv WHERE key = :key AND (expires IS NULL OR expires > :now)
 RETURNING value
 """
@@ -264,11 +264,11 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM kv WHERE key = ?", (key,))
             conn.execute("DELETE FROM lists WHERE key = ?", (key,))
 
-    def take(self, key: str, expected: str | None = None) -> str | None:
+    def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key`` in one ``DELETE ... RETURNING``: one caller gets it."""
         params = {"key": key, "now": self.clock(), "expected": expected}
         with self._guard() as conn:
-            rows = conn.execute(_TAKE if expected is None else _TAKE_EXPECTED, params).fetchall()
+            rows = conn.execute(_POP if expected is None else _TAKE_EXPECTED, params).fetchall()
         return str(rows[0][0]) if rows else None
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
@@ -293,10 +293,10 @@ class SQLiteStore(Store):
         found = {str(key): (int(count), float(expires) - now) for key, count, expires in rows}
         return [found[key] for key, _ in windows]
 
-    def unhit(self, key: str) -> None:
+    def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
         with self._guard() as conn:
-            conn.execute(_UNHIT, {"key": key, "now": self.clock()})
+            conn.execute(_UNDO_HIT, {"key": key, "now": self.clock()})
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
