@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,6 +11,7 @@ from flask.testing import FlaskClient
 
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.testing import FakeClock, RecordedMessage, record_messages
+from tests.helpers import AppFactory
 
 START = 1_800_000_000.0
 
@@ -47,9 +47,6 @@ def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     from tests.redis_server import redis_store_url
 
     yield from redis_store_url(request)
-
-
-AppFactory = Callable[..., Flask]
 
 
 @pytest.fixture
@@ -89,17 +86,3 @@ def client(app: Flask) -> FlaskClient:
 def outbox(app: Flask) -> Iterator[list[RecordedMessage]]:
     with record_messages(app) as messages:
         yield messages
-
-
-def code_in(message: RecordedMessage) -> str:
-    """The sign-in code in an email's text part."""
-    match = re.search(r"\b(\d{6,10})\b", message.text_body or "")
-    assert match, message.text_body
-    return match.group(1)
-
-
-def link_in(message: RecordedMessage) -> str:
-    """The magic link's path in an email's text part."""
-    match = re.search(r"https?://[^/\s]+(/\S*/magic-link/[\w.\-]+)", message.text_body or "")
-    assert match, message.text_body
-    return match.group(1)

@@ -8,7 +8,7 @@ import pytest
 from flask_postmark_auth.addresses import mask_email, normalize_email
 from flask_postmark_auth.errors import InvalidEmailError
 from flask_postmark_auth.testing import record_messages
-from tests.conftest import AppFactory
+from tests.helpers import AppFactory
 
 #: "ann@example.com" in full-width forms (each ASCII character + 0xFEE0).
 FULL_WIDTH = "".join(chr(ord(c) + 0xFEE0) for c in "ann@example.com")

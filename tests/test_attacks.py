@@ -23,8 +23,15 @@ from flask_wtf import CSRFProtect
 from example_app import create_app
 from flask_postmark_auth import ConfigurationError, PostmarkAuth, PostmarkConnector, signals
 from flask_postmark_auth.messages import accepted_answers
-from flask_postmark_auth.testing import FakePostmark, RecordedMessage, record_messages
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from flask_postmark_auth.testing import (
+    FakeClock,
+    FakePostmark,
+    RecordedMessage,
+    code_in,
+    link_in,
+    record_messages,
+)
+from tests.helpers import AppFactory
 
 VICTIM = "ann@example.com"
 ATTACKER = "mallory@example.net"

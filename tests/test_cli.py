@@ -12,8 +12,7 @@ from flask import Flask
 
 from flask_postmark_auth import PostmarkAuth, PostmarkConnector
 from flask_postmark_auth.cli import postmark_auth_cli
-from flask_postmark_auth.testing import FakePostmark
-from tests.conftest import FakeClock
+from flask_postmark_auth.testing import FakeClock, FakePostmark
 
 
 def cli_app(fake: FakePostmark, clock: FakeClock | None = None, **config: object) -> Flask:

@@ -17,8 +17,14 @@ from flask_wtf.csrf import generate_csrf
 from werkzeug.test import TestResponse
 
 from flask_postmark_auth import PostmarkAuth
-from flask_postmark_auth.testing import RecordedMessage, record_messages
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from flask_postmark_auth.testing import (
+    FakeClock,
+    RecordedMessage,
+    code_in,
+    link_in,
+    record_messages,
+)
+from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
 CSRF_ON = {"WTF_CSRF_ENABLED": True}

@@ -22,9 +22,9 @@ from flask_postmark_auth import PostmarkAuth, PostmarkConnector, signals
 from flask_postmark_auth.delivery import SendJob
 from flask_postmark_auth.errors import DeliveryFailedError
 from flask_postmark_auth.messages import accepted_answer
-from flask_postmark_auth.testing import FakePostmark, RecordedMessage
+from flask_postmark_auth.testing import FakeClock, FakePostmark, RecordedMessage, code_in, link_in
 from flask_postmark_auth.tokens import LinkSigner
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from tests.helpers import AppFactory
 
 ANN = "ann@example.com"
 BOB = "bob@example.com"

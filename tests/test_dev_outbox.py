@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.errors import ConfigurationError
 from flask_postmark_auth.testing import FakePostmark
-from tests.conftest import AppFactory
+from tests.helpers import AppFactory
 
 ANN = "ann@example.com"
 BOB = "bob@example.com"

@@ -14,7 +14,7 @@ from flask_postmark_auth.errors import (
 )
 from flask_postmark_auth.site import Origin
 from flask_postmark_auth.state import state
-from tests.conftest import AppFactory
+from tests.helpers import AppFactory
 
 
 def test_sign_in_errors_are_http_exceptions_with_their_status() -> None:

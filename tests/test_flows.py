@@ -13,8 +13,8 @@ from flask_postmark_auth import ConfigurationError, PostmarkAuth, signals
 from flask_postmark_auth.cli import postmark_auth_cli
 from flask_postmark_auth.errors import InactiveRecipientError
 from flask_postmark_auth.flows import EmailStep, Flow, FlowError
-from flask_postmark_auth.testing import record_messages
-from tests.conftest import AppFactory, FakeClock, code_in
+from flask_postmark_auth.testing import FakeClock, code_in, record_messages
+from tests.helpers import AppFactory
 
 CONTACT = {
     "description": "Thank people who write to us",

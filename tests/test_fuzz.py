@@ -30,8 +30,8 @@ from flask_postmark_auth.addresses import normalize_email
 from flask_postmark_auth.edge import MAX_BODY
 from flask_postmark_auth.errors import InvalidEmailError
 from flask_postmark_auth.redirects import safe_next
-from flask_postmark_auth.testing import RecordedMessage, record_messages
-from tests.conftest import AppFactory, code_in, link_in
+from flask_postmark_auth.testing import RecordedMessage, code_in, link_in, record_messages
+from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
 BIG = "a" * 100_000

@@ -13,9 +13,15 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_postmark_auth import PostmarkAuth, signals
-from flask_postmark_auth.testing import RecordedMessage, record_messages
+from flask_postmark_auth.testing import (
+    FakeClock,
+    RecordedMessage,
+    code_in,
+    link_in,
+    record_messages,
+)
 from flask_postmark_auth.tokens import LinkSigner
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
 

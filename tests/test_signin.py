@@ -10,8 +10,14 @@ from flask.testing import FlaskClient
 from flask_login import UserMixin, current_user, login_required
 
 from flask_postmark_auth import PostmarkAuth, signals
-from flask_postmark_auth.testing import RecordedMessage, record_messages
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from flask_postmark_auth.testing import (
+    FakeClock,
+    RecordedMessage,
+    code_in,
+    link_in,
+    record_messages,
+)
+from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
 

@@ -15,8 +15,14 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from flask_postmark_auth import PostmarkAuth, PostmarkConnector
-from flask_postmark_auth.testing import RecordedMessage, record_messages
-from tests.conftest import AppFactory, FakeClock, code_in, link_in
+from flask_postmark_auth.testing import (
+    FakeClock,
+    RecordedMessage,
+    code_in,
+    link_in,
+    record_messages,
+)
+from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
 FROM = "Acme <login@acme.example>"

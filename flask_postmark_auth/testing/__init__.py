@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from .clock import FakeClock
 from .fake_postmark import FakePostmark, RecordedMessage
-from .recording import record_messages
+from .recording import code_in, link_in, record_messages
 
-__all__ = ["FakeClock", "FakePostmark", "RecordedMessage", "record_messages"]
+__all__ = ["FakeClock", "FakePostmark", "RecordedMessage", "code_in", "link_in", "record_messages"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,4 +47,25 @@ def record_messages(app: Flask) -> Iterator[list[RecordedMessage]]:
             connector.interceptor = previous
 
 
-__all__ = ["record_messages"]
+_CODE = re.compile(r"\b(\d{6,10})\b")
+_LINK = re.compile(r"https?://[^/\s]+(/\S*/magic-link/[\w.\-]+)")
+
+
+def code_in(message: RecordedMessage) -> str:
+    """The sign-in code in a recorded email's text part; :class:`LookupError` if none."""
+    match = _CODE.search(message.text_body or "")
+    if match is None:
+        raise LookupError(f"no sign-in code in {message.text_body!r}")
+    return match.group(1)
+
+
+def link_in(message: RecordedMessage) -> str:
+    """The path of the magic link in a recorded email's text part (what a test client
+    opens); :class:`LookupError` if none."""
+    match = _LINK.search(message.text_body or "")
+    if match is None:
+        raise LookupError(f"no sign-in link in {message.text_body!r}")
+    return match.group(1)
+
+
+__all__ = ["code_in", "link_in", "record_messages"]

@@ -16,8 +16,8 @@ from flask import Flask
 
 from flask_postmark_auth import signals
 from flask_postmark_auth.state import state
-from flask_postmark_auth.testing import record_messages
-from tests.conftest import AppFactory, code_in
+from flask_postmark_auth.testing import code_in, record_messages
+from tests.helpers import AppFactory
 
 pytestmark = pytest.mark.reliability
 

@@ -17,8 +17,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from flask_postmark_auth.testing import FakePostmark
-from tests.conftest import code_in, link_in
+from flask_postmark_auth.testing import FakePostmark, code_in, link_in
 from tests.reliability.processes import GunicornApp, Visitor, app_env, count_mail, mail_to
 
 pytestmark = pytest.mark.reliability

@@ -17,8 +17,7 @@ from urllib.parse import quote
 import pytest
 import requests
 
-from flask_postmark_auth.testing import FakePostmark
-from tests.conftest import code_in, link_in
+from flask_postmark_auth.testing import FakePostmark, code_in, link_in
 from tests.redis_server import delete_prefix, server_url, unique_prefix
 from tests.reliability.processes import (
     GunicornApp,

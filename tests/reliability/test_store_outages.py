@@ -28,8 +28,8 @@ from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.errors import ConfigurationError
 from flask_postmark_auth.state import state
 from flask_postmark_auth.store import SQLiteStore, Store
-from flask_postmark_auth.testing import RecordedMessage, record_messages
-from tests.conftest import AppFactory, code_in
+from flask_postmark_auth.testing import RecordedMessage, code_in, record_messages
+from tests.helpers import AppFactory
 from tests.redis_server import (
     DEFAULT_HOST,
     RedisServer,
