@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-from tests.redis_server import ping
+from support.redis_server import ping
 
 #: Where a Redis server is looked for; the benchmarks never start one.
 REDIS_HOST = "127.0.0.1"

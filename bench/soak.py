@@ -21,8 +21,8 @@ from pathlib import Path
 
 from flask_postmark_auth.store import RedisStore
 from flask_postmark_auth.testing import FakePostmark
-from tests.redis_server import delete_prefix, find_or_start, unique_prefix
-from tests.reliability.processes import GunicornApp, Visitor, app_env
+from support.processes import GunicornApp, Visitor, app_env
+from support.redis_server import delete_prefix, find_or_start, unique_prefix
 
 #: Addresses per client: reused, so once warm the store holds a steady set of users and
 #: counters, and any growth shows.

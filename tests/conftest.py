@@ -44,7 +44,7 @@ def shared_store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 @pytest.fixture
 def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
-    from tests.redis_server import redis_store_url
+    from support.redis_server import redis_store_url
 
     yield from redis_store_url(request)
 

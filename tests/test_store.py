@@ -32,8 +32,7 @@ from flask_postmark_auth.store import (
 from flask_postmark_auth.store import sqlite as sqlite_module
 from flask_postmark_auth.store.redis import DEFAULT_PREFIX
 from flask_postmark_auth.testing import FakeClock
-
-from . import redis_server
+from support import redis_server
 
 START = 1_700_000_000.25
 

@@ -17,7 +17,7 @@ import pytest
 
 from example_app import create_app
 from flask_postmark_auth.testing import FakePostmark
-from tests.redis_server import free_port
+from support.redis_server import free_port
 
 from .harness import VIEWPORT, LiveServer, app_config, browser_unavailable, launch_options
 

@@ -18,7 +18,7 @@ from flask import Flask
 
 from flask_postmark_auth.delivery import BackgroundPool, SendJob
 from flask_postmark_auth.testing import FakePostmark
-from tests.reliability.processes import REPO, app_env
+from support.processes import REPO, app_env
 
 pytestmark = pytest.mark.reliability
 

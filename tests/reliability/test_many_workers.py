@@ -18,7 +18,7 @@ import pytest
 import requests
 
 from flask_postmark_auth.testing import FakePostmark, code_in, link_in
-from tests.reliability.processes import GunicornApp, Visitor, app_env, count_mail, mail_to
+from support.processes import GunicornApp, Visitor, app_env, count_mail, mail_to
 
 pytestmark = pytest.mark.reliability
 

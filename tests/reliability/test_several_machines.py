@@ -18,8 +18,7 @@ import pytest
 import requests
 
 from flask_postmark_auth.testing import FakePostmark, code_in, link_in
-from tests.redis_server import delete_prefix, server_url, unique_prefix
-from tests.reliability.processes import (
+from support.processes import (
     GunicornApp,
     Visitor,
     app_env,
@@ -27,6 +26,7 @@ from tests.reliability.processes import (
     count_mail,
     mail_to,
 )
+from support.redis_server import delete_prefix, server_url, unique_prefix
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
 

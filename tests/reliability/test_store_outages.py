@@ -29,8 +29,7 @@ from flask_postmark_auth.errors import ConfigurationError
 from flask_postmark_auth.state import state
 from flask_postmark_auth.store import SQLiteStore, Store
 from flask_postmark_auth.testing import RecordedMessage, code_in, record_messages
-from tests.helpers import AppFactory
-from tests.redis_server import (
+from support.redis_server import (
     DEFAULT_HOST,
     RedisServer,
     RedisUnavailableError,
@@ -38,6 +37,7 @@ from tests.redis_server import (
     unavailable,
     unique_prefix,
 )
+from tests.helpers import AppFactory
 
 pytestmark = pytest.mark.reliability
 

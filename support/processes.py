@@ -22,9 +22,9 @@ import pytest
 import requests
 
 from flask_postmark_auth.testing import FakePostmark, RecordedMessage
-from tests.redis_server import free_port
+from support.redis_server import free_port
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
 SECRET_KEY = "reliability-tests-secret-key"
 FROM = "Acme <login@acme.example>"
