@@ -11,3 +11,21 @@ from flask import Flask
 #: The ``make_app`` fixture: keyword arguments are POSTMARK_AUTH_* settings (short names),
 #: ``auth=`` a configured PostmarkAuth, ``config=`` raw config keys.
 AppFactory = Callable[..., Flask]
+
+
+#: A key a deployed app may start with (16 bytes or more, not a placeholder).
+STRONG_KEY = "tests-secret-key-0123456789abcdefghij"
+
+
+def deployed_app(**config: object) -> Flask:
+    """An app as deployed (neither debug nor testing), the extension not yet set up;
+    ``config`` are raw config keys, over a strong key, a token, a sender and memory://."""
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=STRONG_KEY,
+        POSTMARK_AUTH_SERVER_TOKEN="server-token-0123456789",
+        POSTMARK_AUTH_FROM_EMAIL="Acme <login@acme.example>",
+        POSTMARK_AUTH_STORE="memory://",
+    )
+    app.config.update(config)
+    return app

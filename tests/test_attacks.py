@@ -31,25 +31,11 @@ from flask_postmark_auth.testing import (
     link_in,
     record_messages,
 )
-from tests.helpers import AppFactory
+from tests.helpers import STRONG_KEY, AppFactory, deployed_app
 
 VICTIM = "ann@example.com"
 ATTACKER = "mallory@example.net"
-STRONG_KEY = "attack-tests-0123456789abcdefghij"
 JSON = {"Accept": "application/json"}
-
-
-def production_app(**config: Any) -> Flask:
-    """An app as deployed (neither debug nor testing); ``config`` are raw config keys."""
-    app = Flask(__name__)
-    app.config.update(
-        SECRET_KEY=STRONG_KEY,
-        POSTMARK_AUTH_SERVER_TOKEN="server-token-0123456789",
-        POSTMARK_AUTH_FROM_EMAIL="Acme <login@acme.example>",
-        POSTMARK_AUTH_STORE="memory://",
-    )
-    app.config.update(config)
-    return app
 
 
 def sent_to(outbox: list[RecordedMessage], address: str) -> list[RecordedMessage]:
@@ -119,11 +105,11 @@ def test_app_name_setting_names_the_app(make_app: AppFactory) -> None:
 
 def test_production_without_a_canonical_url_refuses_to_start() -> None:
     with pytest.raises(ConfigurationError, match="POSTMARK_AUTH_BASE_URL"):
-        PostmarkAuth(production_app())
+        PostmarkAuth(deployed_app())
 
 
 def test_server_name_serves_as_the_canonical_url() -> None:
-    app = production_app(SERVER_NAME="app.acme.example", PREFERRED_URL_SCHEME="https")
+    app = deployed_app(SERVER_NAME="app.acme.example", PREFERRED_URL_SCHEME="https")
     PostmarkAuth(app)
     assert app.extensions["postmark_auth"].settings.base_url == "https://app.acme.example"
 
@@ -142,7 +128,7 @@ def test_server_name_serves_as_the_canonical_url() -> None:
 )
 def test_a_bad_canonical_url_refuses_to_start(value: str) -> None:
     with pytest.raises(ConfigurationError, match="POSTMARK_AUTH_BASE_URL"):
-        PostmarkAuth(production_app(POSTMARK_AUTH_BASE_URL=value))
+        PostmarkAuth(deployed_app(POSTMARK_AUTH_BASE_URL=value))
 
 
 def test_canonical_url_with_a_path_prefix(make_app: AppFactory) -> None:
@@ -267,7 +253,7 @@ def test_timing_of_known_and_unknown_addresses_is_the_same(flush: bool) -> None:
 
     auth = PostmarkAuth()
     auth.find_user(find)
-    app = production_app(
+    app = deployed_app(
         SERVER_NAME="app.acme.example",
         WTF_CSRF_ENABLED=False,
         POSTMARK_AUTH_ALLOW_SIGNUP=False,
@@ -289,7 +275,7 @@ def test_timing_of_known_and_unknown_addresses_is_the_same(flush: bool) -> None:
 
 
 def test_background_is_the_default_delivery_outside_testing() -> None:
-    app = production_app(POSTMARK_AUTH_BASE_URL="https://app.acme.example")
+    app = deployed_app(POSTMARK_AUTH_BASE_URL="https://app.acme.example")
     PostmarkAuth(app)
     assert app.extensions["postmark_auth"].settings.delivery == "background"
 
@@ -442,13 +428,13 @@ def test_sign_out_everywhere_ends_every_session(make_app: AppFactory) -> None:
     "key", ["change-me", "a", "secret", "dev", "your-secret-key", "aaaabbbbaaaabbbbaaaa", None]
 )
 def test_weak_secret_keys_refuse_to_start_in_production(key: str | None) -> None:
-    app = production_app(SECRET_KEY=key, POSTMARK_AUTH_BASE_URL="https://app.acme.example")
+    app = deployed_app(SECRET_KEY=key, POSTMARK_AUTH_BASE_URL="https://app.acme.example")
     with pytest.raises(ConfigurationError, match="SECRET_KEY"):
         PostmarkAuth(app)
 
 
 def test_a_weak_fallback_key_refuses_to_start_too() -> None:
-    app = production_app(
+    app = deployed_app(
         SECRET_KEY_FALLBACKS=["change-me"], POSTMARK_AUTH_BASE_URL="https://app.acme.example"
     )
     with pytest.raises(ConfigurationError, match=r"SECRET_KEY_FALLBACKS\[0\]"):
@@ -456,8 +442,8 @@ def test_a_weak_fallback_key_refuses_to_start_too() -> None:
 
 
 def test_a_strong_key_starts_and_debug_allows_a_weak_one() -> None:
-    PostmarkAuth(production_app(POSTMARK_AUTH_BASE_URL="https://app.acme.example"))
-    debug = production_app(SECRET_KEY="dev", DEBUG=True)
+    PostmarkAuth(deployed_app(POSTMARK_AUTH_BASE_URL="https://app.acme.example"))
+    debug = deployed_app(SECRET_KEY="dev", DEBUG=True)
     PostmarkAuth(debug)
 
 

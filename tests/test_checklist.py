@@ -12,8 +12,8 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.cli import postmark_auth_cli
+from tests.helpers import deployed_app
 
-KEY = "checklist-tests-0123456789abcdef"
 SECURE = {
     "SESSION_COOKIE_SECURE": True,
     "REMEMBER_COOKIE_SECURE": True,
@@ -22,19 +22,13 @@ SECURE = {
 
 
 def deployed(**config: Any) -> Flask:
-    """A production app (neither debug nor testing) with everything in order, less what
-    ``config`` changes; raw config keys."""
-    app = Flask(__name__)
-    app.config.update(
-        SECRET_KEY=KEY,
-        POSTMARK_AUTH_SERVER_TOKEN="server-token-0123456789",
-        POSTMARK_AUTH_FROM_EMAIL="Acme <login@acme.example>",
-        POSTMARK_AUTH_BASE_URL="https://app.acme.example",
-        POSTMARK_AUTH_STORE="redis://127.0.0.1:1/0",  # never reached by the checklist
+    """A production app with everything in order, less what ``config`` changes."""
+    in_order = {
+        "POSTMARK_AUTH_BASE_URL": "https://app.acme.example",
+        "POSTMARK_AUTH_STORE": "redis://127.0.0.1:1/0",  # never reached by the checklist
         **SECURE,
-    )
-    app.config.update(config)
-    return app
+    }
+    return deployed_app(**{**in_order, **config})
 
 
 def check(app: Flask) -> tuple[int, dict[str, str], str]:
