@@ -62,7 +62,7 @@ WARM_UP = 20
 TIMEOUT = 10.0
 BUDGET = 900.0
 APP = "bench.timing_app:create_app()"
-SECRET_KEY = "bench-timing-secret-key-0123456789"
+SECRET_KEY = "bench-timing-0123456789abcdefghij"
 HUGE = 10**12
 JSON = {"Accept": "application/json"}
 

@@ -95,8 +95,9 @@ class BackgroundPool:
         pool = self._pool()
         slots = self._slots
         if not slots.acquire(blocking=False):
-            log.warning("background send queue is full; sending inline")
-            _run_logged(app, runner, job)
+            # Not inline: only addresses that get mail would answer a Postmark round trip
+            # later, and the answer's timing would tell them apart.
+            log.error("background send queue is full; dropped a %s send", job.purpose)
             return
         future = pool.submit(_run_logged, app, runner, job)
         with self._lock:
@@ -127,10 +128,16 @@ def _run_logged(app: Flask, runner: Runner, job: SendJob) -> None:
     with app.app_context():
         try:
             runner(job)
-        except Exception:
+        except Exception as exc:
             # The request has answered already: the failure goes to the log and to the
-            # delivery_failed signal the runner sent.
-            log.exception("background send (%s) failed", job.purpose)
+            # delivery_failed signal the runner sent. No traceback: an app's own errors
+            # (a database driver's, say) can carry the address in their parameters.
+            log.error(
+                "background send (%s) failed: %s: %s",
+                job.purpose,
+                type(exc).__name__,
+                scrub_addresses(str(exc)),
+            )
 
 
 class Dispatcher:
@@ -196,12 +203,20 @@ class Dispatcher:
             if not job.message:
                 job = replace(job, message=self.mail.compose(job.purpose, job.context))
         except BaseException:
-            self.give_back(job.release_delete, job.release_unhit)
+            self._give_back_inline(job)
             raise
         result = self._send(job)
         sent = signals.code_sent if job.purpose == OTP else signals.magic_link_sent
         sent.send(self.app, email=job.recipient, user=user)
         return result
+
+    def _give_back_inline(self, job: SendJob) -> None:
+        """Give back what a failed sign-in send used, with sync delivery only: there the
+        503 tells the person to retry at once. Off the request path only an address that
+        gets mail could fail this way, so giving back would tell it apart from one that
+        gets none (asking twice during an outage would say which)."""
+        if self.mode == "sync":
+            self.give_back(job.release_delete, job.release_unhit)
 
     def give_back(self, delete: Sequence[str], unhit: Sequence[str]) -> None:
         """Undo what a send that never happened used: its resend wait, its hourly quota
@@ -234,7 +249,7 @@ class Dispatcher:
                 sign_in_log.warning("Postmark refused mail for %s: %s", to, reason)
                 return None
             sign_in_log.error("sending %s to %s failed: %s", job.purpose, to, reason)
-            self.give_back(job.release_delete, job.release_unhit)
+            self._give_back_inline(job)
             raise DeliveryFailedError() from exc
         sign_in_log.info("sent %s to %s", job.purpose, mask_email(job.recipient))
         return result

@@ -305,8 +305,9 @@ class FlowRunner:
         ``rate_limited`` and the result's ``retry_after`` says when to try again.
         """
         per_recipient, per_ip = self.limits(flow) if client_ip is not None else (None, None)
-        if per_ip is not None and client_ip:
-            count, left = self.store.hit(f"flow-ip:{flow.name}:{ip_bucket(client_ip)}", HOUR)
+        if per_ip is not None and client_ip is not None:
+            bucket = ip_bucket(client_ip) if client_ip else "unknown"
+            count, left = self.store.hit(f"flow-ip:{flow.name}:{bucket}", HOUR)
             if count > per_ip:
                 log.warning("flow %r: per-IP limit reached", flow.name)
                 result = FlowResult.rate_limited(flow, ceil_seconds(left))

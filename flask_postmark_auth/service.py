@@ -224,6 +224,8 @@ class SignInService:
             origin.ip, (tries_key, self.settings.otp_ttl, None), (guesses_key, DAY, None)
         )
         if tries > limit or today > budget:
+            if today >= budget:  # the budget went on guesses at a void code: pause all the same
+                self._pause_codes(address, key)
             self._failed(address, OTP, "too many attempts")
             raise InvalidCodeError(attempts_left=0)
         good = (
@@ -241,7 +243,8 @@ class SignInService:
         if self.store.pop(key, expected=raw) is None:
             self._failed(address, OTP, "code already used")
             raise InvalidCodeError(attempts_left=0)
-        self.store.delete(guesses_key)
+        if today > 1:  # wrong guesses before this right one: the person has their inbox
+            self.store.delete(guesses_key)
         target = self.site.safe_next(next_url, origin) or record.get("next")
         return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0), login)
 
@@ -346,7 +349,7 @@ class SignInService:
         """After Flask-Login signed ``user`` out: a built-in user's every other session and
         remember cookie stop working too."""
         if isinstance(user, EmailUser):
-            self.users.revoke(user.email)
+            self.users.rotate(user.email)
 
     def sign_out_everywhere(self, email: object) -> bool:
         """End every session and remember cookie of the built-in user ``email``; False

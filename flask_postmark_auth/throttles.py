@@ -26,8 +26,8 @@ def mailbox_key(address: str) -> str:
     """The mailbox a normalized address delivers to, for throttling only: a ``+tag`` in the
     local part is dropped, so ``ann+1@x`` and ``ann+2@x`` share ``ann@x``'s quota."""
     local, _, domain = address.rpartition("@")
-    base = local.split("+", 1)[0]
-    return f"{base or local}@{domain}"
+    # "+tag@x" is all tag: it shares the bucket of every other such address at x.
+    return f"{local.split('+', 1)[0]}@{domain}"
 
 
 @lru_cache(maxsize=4096)
@@ -68,9 +68,9 @@ class Throttles:
         self._maybe_purge()
         windows = [(key, window) for key, window, _ in more]
         limits: list[int | None] = [limit for _, _, limit in more]
-        if ip:
-            windows.insert(0, (f"ip:{ip_bucket(ip)}", HOUR))
-            limits.insert(0, self.settings.ip_requests_per_hour)
+        # A missing client address (a unix socket without ProxyFix) is one bucket, not none.
+        windows.insert(0, (f"ip:{ip_bucket(ip) if ip else 'unknown'}", HOUR))
+        limits.insert(0, self.settings.ip_requests_per_hour)
         counts = self.store.hits(windows)
         waits = [
             # Never longer than the window: another worker's clock may run a hair behind.
@@ -79,10 +79,10 @@ class Throttles:
             if limit is not None and count > limit
         ]
         if waits:
-            for key, _ in windows[1 if ip else 0 :]:
+            for key, _ in windows[1:]:
                 self.store.undo_hit(key)
             raise ThrottledError(retry_after=ceil_seconds(max(waits)))
-        return [count for count, _ in counts[1 if ip else 0 :]]
+        return [count for count, _ in counts[1:]]
 
     def _maybe_purge(self) -> None:
         """Drop expired entries at most once per :data:`PURGE_INTERVAL` (a race between two

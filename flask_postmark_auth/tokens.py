@@ -124,6 +124,28 @@ PLACEHOLDER_KEYS = frozenset(
 )
 
 
+#: Words a placeholder key is made of ("change-me-in-prod", "your-secret-key-123"): no
+#: random key holds them.
+PLACEHOLDER_MARKERS = (
+    "change-me",
+    "changeme",
+    "change_me",
+    "replace-me",
+    "replace_me",
+    "replaceme",
+    "your-secret",
+    "your_secret",
+    "secret-key",
+    "secret_key",
+    "secretkey",
+    "do-not-use",
+    "not-secret",
+    "notsecret",
+    "insecure",
+    "placeholder",
+)
+
+
 def weak_key_reason(secret_key: object) -> str | None:
     """Why ``secret_key`` is too weak to sign sessions and links in production, or ``None``.
 
@@ -135,7 +157,8 @@ def weak_key_reason(secret_key: object) -> str | None:
     raw = _to_bytes(secret_key) if isinstance(secret_key, (str, bytes)) else None
     if raw is None:
         return f"must be a string or bytes, not {type(secret_key).__name__}"
-    if raw.strip().lower().decode("utf-8", "replace") in PLACEHOLDER_KEYS:
+    text = raw.strip().lower().decode("utf-8", "replace")
+    if text in PLACEHOLDER_KEYS or any(marker in text for marker in PLACEHOLDER_MARKERS):
         return "is a well-known placeholder"
     if len(raw) < MIN_SECRET_KEY_BYTES:
         return f"is {len(raw)} bytes long; use at least {MIN_SECRET_KEY_BYTES}"

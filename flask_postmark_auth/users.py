@@ -166,5 +166,9 @@ class UserDirectory:
         before stops working. False when there is no such user."""
         if self._store.get(_USER_KEY + email) is None:
             return False
-        self._store.set(_USER_KEY + email, secrets.token_urlsafe(12), None)
+        self.rotate(email)
         return True
+
+    def rotate(self, email: str) -> None:
+        """:meth:`revoke` for a user known to exist (one who just signed out)."""
+        self._store.set(_USER_KEY + email, secrets.token_urlsafe(12), None)

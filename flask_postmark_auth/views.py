@@ -153,6 +153,12 @@ def start_session(remember: bool) -> Callable[[Any], bool]:
 
     def login(user: Any) -> bool:
         session.clear()
+        regenerate = getattr(current_app.session_interface, "regenerate", None)
+        if callable(regenerate):  # server-side sessions (Flask-Session): a new session id
+            regenerate(session)
+        cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+        if not remember and cookie in request.cookies:  # nor an earlier account's cookie
+            session["_remember"] = "clear"
         g.pop(current_app.config.get("WTF_CSRF_FIELD_NAME", "csrf_token"), None)
         return bool(login_user(user, remember=remember))
 

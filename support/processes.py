@@ -26,7 +26,7 @@ from support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"
-SECRET_KEY = "reliability-tests-secret-key"
+SECRET_KEY = "reliability-tests-0123456789abcdef"
 FROM = "Acme <login@acme.example>"
 JSON = {"Accept": "application/json"}
 #: Every HTTP request of these tests gives up after this many seconds: a hang fails a test,

@@ -14,7 +14,7 @@ AppFactory = Callable[..., Flask]
 
 
 #: A key a deployed app may start with (16 bytes or more, not a placeholder).
-STRONG_KEY = "tests-secret-key-0123456789abcdefghij"
+STRONG_KEY = "tests-0123456789abcdefghijklmnop"
 
 
 def deployed_app(**config: object) -> Flask:

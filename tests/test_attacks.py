@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -872,3 +873,88 @@ def test_postmarks_error_texts_never_put_an_address_in_the_logs(
     assert "Postmark" in caplog.text
     assert VICTIM not in caplog.text
     assert "a***@example.com" in caplog.text
+
+
+# -- found in review ------------------------------------------------------------------------
+
+
+def test_a_postmark_outage_does_not_tell_addresses_apart_with_background_delivery(
+    make_app: AppFactory, fake_postmark: FakePostmark
+) -> None:
+    connector = PostmarkConnector(
+        "default",
+        server_token=fake_postmark.server_token,
+        from_email="a@acme.example",
+        api_url=fake_postmark.url,
+        backoff=0,
+    )
+    auth = PostmarkAuth()
+    known = {VICTIM}
+
+    @auth.find_user
+    def find(email: str) -> Any:
+        return SimpleNamespace(email=email, is_active=True) if email in known else None
+
+    app = make_app(
+        auth=auth, CONNECTORS={"default": connector}, DELIVERY="background", ALLOW_SIGNUP=False
+    )
+    fake_postmark.fail(503, times=100)
+    client = app.test_client()
+    answers = {}
+    for email in (VICTIM, "nobody@example.com"):
+        first = client.post("/auth/otp", json={"email": email}).status_code
+        assert auth.flush(30)
+        second = client.post("/auth/otp", json={"email": email}).status_code
+        guess = client.post("/auth/otp/verify", json={"email": email, "code": "000000"}).json
+        answers[email] = (first, second, guess["attempts_left"])
+    assert answers[VICTIM] == answers["nobody@example.com"] == (202, 429, 4)
+
+
+def test_a_missing_client_address_is_one_bucket_not_none(make_app: AppFactory) -> None:
+    app = make_app(RESEND_INTERVAL=0, IP_REQUESTS_PER_HOUR=3, EMAILS_PER_HOUR=100)
+    client = app.test_client()
+    statuses = [
+        client.post(
+            "/auth/otp", json={"email": f"u{n}@example.com"}, environ_base={"REMOTE_ADDR": ""}
+        ).status_code
+        for n in range(5)
+    ]
+    assert statuses == [202, 202, 202, 429, 429]
+
+
+def test_the_guess_budget_spent_on_a_void_code_still_pauses_codes(make_app: AppFactory) -> None:
+    app = make_app(RESEND_INTERVAL=0)
+    client = app.test_client()
+    client.post("/auth/otp", json={"email": VICTIM})
+    for guess in range(5):  # the first code dies
+        client.post("/auth/otp/verify", json={"email": VICTIM, "code": f"{guess:06d}"})
+    client.post("/auth/otp", json={"email": VICTIM})
+    for guess in range(4):  # 9 guesses counted so far
+        client.post("/auth/otp/verify", json={"email": VICTIM, "code": f"{guess:06d}"})
+    client.post("/auth/otp", json={"email": VICTIM})
+    client.post("/auth/otp/verify", json={"email": VICTIM, "code": "000000"})  # 10
+    for _ in range(6):  # the code lives on; then guesses beyond the budget land on it
+        client.post("/auth/otp/verify", json={"email": VICTIM, "code": "000001"})
+    paused = client.post("/auth/otp", json={"email": VICTIM})
+    assert paused.status_code == 429
+    assert int(paused.headers["Retry-After"]) > 80000
+
+
+def test_switching_accounts_by_link_drops_the_old_remember_cookie(make_app: AppFactory) -> None:
+    app = make_app(RESEND_INTERVAL=0)
+    victim = app.test_client()
+    sign_in(app, victim, remember=True)
+    assert victim.get_cookie("remember_token") is not None
+    link = attackers_link(app)
+    assert victim.post(link, json={}).status_code == 200  # switched, remember not asked for
+    assert victim.get_cookie("remember_token") is None
+
+
+@pytest.mark.parametrize(
+    "key",
+    ["change-me-in-prod-0000", "your-secret-key-123456", "replace-me-with-a-real-key"],
+)
+def test_placeholder_like_keys_refuse_to_start(key: str) -> None:
+    app = deployed_app(SECRET_KEY=key, POSTMARK_AUTH_BASE_URL="https://app.acme.example")
+    with pytest.raises(ConfigurationError, match="placeholder"):
+        PostmarkAuth(app)

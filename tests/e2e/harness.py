@@ -71,7 +71,7 @@ def app_config(fake: FakePostmark, store: str, *, dev_outbox: bool = False) -> d
     ``dev_outbox=True`` is the demo's mode: TESTING, mail recorded in the dev outbox, the
     connector's Test action still talking to ``fake``."""
     config: dict[str, Any] = {
-        "SECRET_KEY": "e2e-secret-key-0123456789abcdef",
+        "SECRET_KEY": "e2e-tests-0123456789abcdefghij",
         "POSTMARK_AUTH_SERVER_TOKEN": fake.server_token,
         "POSTMARK_AUTH_API_URL": fake.url,
         "POSTMARK_AUTH_FROM_EMAIL": FROM_EMAIL,

@@ -1,6 +1,6 @@
 """Background delivery (issue 7, item 3), what ``tests/test_delivery.py`` does not cover: the
-queue is bounded (overflow is sent inline, never dropped and never unbounded), and sends still
-queued when the process exits normally go out, their failures reaching the
+queue is bounded (overflow is dropped and logged, never sent inline, never unbounded), and
+sends still queued when the process exits normally go out, their failures reaching the
 ``delivery_failed`` signal and the log."""
 
 from __future__ import annotations
@@ -29,9 +29,11 @@ def job(recipient: str) -> SendJob:
     return SendJob(connector="default", purpose="otp", recipient=recipient, message={})
 
 
-def test_the_background_queue_is_bounded_and_overflow_is_sent_inline(
+def test_the_background_queue_is_bounded_and_overflow_is_dropped_not_sent_inline(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
+    """A full queue drops the job and says so: sending it inline would make the answers of
+    addresses that get mail slower, and so tell them apart."""
     pool = BackgroundPool(workers=1, queue=4)
     app = Flask(__name__)
     release = threading.Event()
@@ -40,10 +42,9 @@ def test_the_background_queue_is_bounded_and_overflow_is_sent_inline(
     caller = threading.current_thread().name
 
     def runner(sent: SendJob) -> None:
-        if threading.current_thread().name != caller:
-            assert release.wait(10)  # the pool's thread is stuck: its queue fills up
-        if sent.recipient == "r9":
-            raise RuntimeError("Postmark is down")
+        assert release.wait(10)  # the pool's thread is stuck: its queue fills up
+        if sent.recipient == "r3":
+            raise RuntimeError("Postmark is down for ann@example.com")
         with lock:
             ran.append((sent.recipient, threading.current_thread().name))
 
@@ -51,25 +52,23 @@ def test_the_background_queue_is_bounded_and_overflow_is_sent_inline(
     try:
         for n in range(10):
             pool.submit(app, runner, job(f"r{n}"))  # never blocks, never raises
-        # Four jobs hold the queue's four slots; the other six ran at once, inline.
-        assert ran == [(f"r{n}", caller) for n in range(4, 9)]
-        assert not pool.flush(timeout=0.05)
+        # Four jobs hold the queue's four slots; the other six were dropped, none inline.
+        assert ran == []
         messages = [r.getMessage() for r in caplog.records]
-        assert sum("queue is full" in m for m in messages) == 6
+        assert sum("queue is full; dropped" in m for m in messages) == 6
+        release.set()
+        assert pool.flush(timeout=10)
+        assert sorted(r for r, _ in ran) == ["r0", "r1", "r2"]
+        assert all(thread != caller for _, thread in ran)
         failed = [r for r in caplog.records if "background send (otp) failed" in r.getMessage()]
         assert len(failed) == 1
-        assert failed[0].exc_info is not None
-        release.set()
-        assert pool.flush(timeout=10)
-        assert sorted(r for r, _ in ran) == sorted(f"r{n}" for n in range(9))
-        # The slots came back: four more jobs queue again rather than run inline.
-        release.clear()
+        assert failed[0].exc_info is None  # no traceback: it could carry an address
+        assert "ann@example.com" not in failed[0].getMessage()
+        # The slots came back: four more jobs queue again.
         for n in range(10, 14):
             pool.submit(app, runner, job(f"r{n}"))
-        assert len(ran) == 9
-        release.set()
         assert pool.flush(timeout=10)
-        assert len(ran) == 13
+        assert len(ran) == 7
     finally:
         release.set()
         pool.shutdown()
