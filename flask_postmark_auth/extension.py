@@ -63,8 +63,11 @@ class PostmarkAuth:
                 )
         connectors = build_connectors(settings)
         try:
-            store = open_store(settings.store, instance_path=app.instance_path, clock=self.clock)
-        except ValueError as exc:
+            store = open_store(
+                settings.store, instance_path=app.instance_path, clock=self.clock, app=app
+            )
+            store.check()
+        except ValueError as exc:  # StoreMisconfiguredError included
             raise ConfigurationError(f"{key('STORE')}: {exc}") from exc
         outbox = DevOutbox(store) if settings.dev_outbox else None
         if outbox is not None:

@@ -7,9 +7,10 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from .base import Clock, Store, StoreUnavailableError
+from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError
 from .memory import MemoryStore
 from .redis import DEFAULT_PREFIX, RedisStore
 from .sqlite import SQLiteStore
@@ -19,6 +20,7 @@ __all__ = [
     "RedisStore",
     "SQLiteStore",
     "Store",
+    "StoreMisconfiguredError",
     "StoreUnavailableError",
     "open_store",
 ]
@@ -30,8 +32,11 @@ _ACCEPTED = (
 )
 
 
-def open_store(uri: str, *, instance_path: str, clock: Clock | None = None) -> Store:
-    """The store a URI names; a relative SQLite path is taken relative to ``instance_path``.
+def open_store(
+    uri: str, *, instance_path: str, clock: Clock | None = None, app: Any = None
+) -> Store:
+    """The store a URI names; a relative SQLite path is taken relative to ``instance_path``;
+    ``app`` is the Flask app being set up (for stores that use one of its extensions).
 
     Raises :class:`ValueError`, naming the accepted forms, for anything else.
     """

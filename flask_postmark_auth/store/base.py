@@ -22,6 +22,13 @@ class StoreUnavailableError(RuntimeError):
     """The store could not be reached or written (Redis down, SQLite locked or read-only)."""
 
 
+class StoreMisconfiguredError(ValueError):
+    """The store answers but cannot work as configured (wrong kind of server, refused
+    credentials, keys that cross cluster slots, a missing table that cannot be made):
+    raised by :meth:`Store.check` so that :meth:`~flask_postmark_auth.PostmarkAuth.init_app`
+    fails at once instead of every request answering 503 for ever."""
+
+
 class Store(ABC):
     """Atomic key-value operations with expiry. Keys and values are ``str``.
 
@@ -105,6 +112,11 @@ class Store(ABC):
         """Raise :class:`StoreUnavailableError` unless the store answers (by default, a
         read of a key nobody writes)."""
         self.get("ping")
+
+    def check(self) -> None:  # noqa: B027 - optional: most backends have nothing to check
+        """Raise :class:`StoreMisconfiguredError` when the store answers but is set up
+        wrongly; do nothing when it is merely unreachable (an outage, which the app may start
+        through). Called once by ``init_app``."""
 
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to close
         """Release connections; the store may be used again afterwards (it reconnects)."""
