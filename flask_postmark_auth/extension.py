@@ -95,6 +95,14 @@ class PostmarkAuth:
         )
         if not hasattr(app, "login_manager"):
             self._set_up_login_manager(app, users)
+        elif app.login_manager.login_view is None and not app.login_manager.blueprint_login_views:
+            # Without a login view, Flask-Login answers 401 to a signed-out visitor: send
+            # people to the sign-in page instead (the app may still set its own later).
+            app.login_manager.login_view = "postmark_auth.login"
+            log.info(
+                "the app's LoginManager has no login_view: using postmark_auth.login, so "
+                "signed-out visitors of @login_required pages are sent to the sign-in page"
+            )
 
         from .edge import limit_body
         from .views import bp

@@ -127,7 +127,18 @@ class UserDirectory:
         recorded with an atomic add, so two workers never both report a sign-up."""
         _, create = self.check()
         if create is not None:
-            return self._own(create(email), email, "create_user"), True
+            user = self._own(create(email), email, "create_user")
+            if user is not None:
+                return user, True
+            # None: the address was taken meanwhile (two first sign-ins raced): use the
+            # winner's user, and it is not a sign-up of this request.
+            user = self.find(email)
+            if user is None:
+                raise ConfigurationError(
+                    "@auth.create_user returned None (the address exists already) but "
+                    "@auth.find_user still finds no user for it"
+                )
+            return user, False
         token = secrets.token_urlsafe(12)
         created = self._store.add(_USER_KEY + email, token, None)
         if not created:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flask import (
     Blueprint,
@@ -27,6 +27,7 @@ from werkzeug.wrappers import Response as BaseResponse
 from .addresses import normalize_email
 from .edge import form, no_store, origin, protect, text, truthy, wants_json
 from .errors import (
+    ConfigurationError,
     CSRFFailedError,
     InvalidEmailError,
     RequestTooLargeError,
@@ -36,7 +37,7 @@ from .errors import (
 from .service import SignedIn
 from .state import state
 from .store import StoreUnavailableError
-from .users import public_id
+from .users import EmailUser, public_id
 
 log = logging.getLogger("flask_postmark_auth")
 
@@ -111,28 +112,37 @@ def answer_error(exc: SignInError) -> BaseResponse:
     return response
 
 
+#: A view's error page: what to show, in place of the view's own page, for an error it
+#: raised (given the error's name, message, status and extra fields, and the posted form).
+ErrorPage = Callable[[str, str, int, dict[str, object], dict[str, Any]], BaseResponse]
+_error_pages: dict[str, ErrorPage] = {}
+
+ViewT = TypeVar("ViewT", bound=Callable[..., BaseResponse])
+
+
+def error_page(render: ErrorPage) -> Callable[[ViewT], ViewT]:
+    """Declare the page a view shows for its errors (by default, the sign-in form)."""
+
+    def declare(view: ViewT) -> ViewT:
+        _error_pages[view.__name__] = render
+        return view
+
+    return declare
+
+
 def render_error_page(
     code: str, message: str, status: int, extra: dict[str, object]
 ) -> BaseResponse:
-    endpoint = request.endpoint or ""
     data = form() if request.method == "POST" and code != "request_too_large" else {}
-    if endpoint == "postmark_auth.verify_code":
-        return page(
-            "verify.html",
-            status,
-            email=text(data, "email"),
-            next=text(data, "next"),
-            error=message,
-            attempts_left=extra.get("attempts_left"),
-            otp_length=state().settings.otp_length,
-        )
-    if endpoint == "postmark_auth.magic_link":
-        token = (request.view_args or {}).get("token", "")
-        # A stale form (CSRF) does not make the link itself invalid: offer the button again.
-        email = state().service.link_email(token) if code == "csrf" else None
-        # A stale form for a link used up meanwhile: say what matters, the link is gone.
-        stale = code == "csrf" and email is None
-        return link_page(token, email, status, error=None if stale else message)
+    view = (request.endpoint or "").rpartition(".")[2] if request.blueprint == bp.name else ""
+    render = _error_pages.get(view, login_error_page)
+    return render(code, message, status, extra, data)
+
+
+def login_error_page(
+    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
+) -> BaseResponse:
+    """The sign-in form again, with what was typed and the message."""
     return page(
         "login.html",
         status,
@@ -141,6 +151,32 @@ def render_error_page(
         next=text(data, "next") or request.args.get("next", ""),
         error=message,
     )
+
+
+def code_error_page(
+    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
+) -> BaseResponse:
+    """The code form again, with the attempts left."""
+    return page(
+        "verify.html",
+        status,
+        email=text(data, "email"),
+        next=text(data, "next"),
+        error=message,
+        attempts_left=extra.get("attempts_left"),
+        otp_length=state().settings.otp_length,
+    )
+
+
+def link_error_page(
+    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
+) -> BaseResponse:
+    """The link page: a stale form (CSRF) does not make the link itself invalid, so the
+    button is offered again; for a link used up meanwhile, say what matters: it is gone."""
+    token = (request.view_args or {}).get("token", "")
+    email = state().service.link_email(token) if code == "csrf" else None
+    stale = code == "csrf" and email is None
+    return link_page(token, email, status, error=None if stale else message)
 
 
 def start_session(remember: bool) -> Callable[[Any], bool]:
@@ -152,6 +188,7 @@ def start_session(remember: bool) -> Callable[[Any], bool]:
     """
 
     def login(user: Any) -> bool:
+        check_user_loader(user)
         session.clear()
         regenerate = getattr(current_app.session_interface, "regenerate", None)
         if callable(regenerate):  # server-side sessions (Flask-Session): a new session id
@@ -163,6 +200,29 @@ def start_session(remember: bool) -> Callable[[Any], bool]:
         return bool(login_user(user, remember=remember))
 
     return login
+
+
+def check_user_loader(user: Any) -> None:
+    """Refuse, before the session is touched, to sign in a user Flask-Login could not load
+    on the next request (which would answer ``signed_in`` and leave the visitor anonymous)."""
+    if isinstance(user, EmailUser):
+        return  # the built-in loader (users.load) loads these
+    manager: Any = getattr(current_app, "login_manager", None)
+    loader = getattr(manager, "_user_callback", None)
+    if loader is None:
+        if getattr(manager, "_request_callback", None) is not None:
+            return  # the app loads users from requests (API keys...): its own business
+        raise ConfigurationError(
+            "the app's LoginManager has no user_loader, so a signed-in user would be "
+            "anonymous on the next request: register @login_manager.user_loader that "
+            "returns the user for user.get_id()"
+        )
+    if loader(user.get_id()) is None:
+        raise ConfigurationError(
+            "the app's @login_manager.user_loader returned None for the get_id() of the user "
+            "@auth.find_user or @auth.create_user returned, so they would be anonymous on the "
+            "next request: make the loader accept what get_id() returns"
+        )
 
 
 def signed_in(result: SignedIn) -> BaseResponse:
@@ -242,6 +302,7 @@ def request_code() -> BaseResponse:
 
 
 @bp.route("/otp/verify", methods=["GET", "POST"])
+@error_page(code_error_page)
 def verify_code() -> BaseResponse:
     require("otp")
     if request.method == "GET":
@@ -288,6 +349,7 @@ def check_email() -> BaseResponse:
 
 
 @bp.route("/magic-link/<token>", methods=["GET", "POST"])
+@error_page(link_error_page)
 def magic_link(token: str) -> BaseResponse:
     require("magic_link")
     service = state().service
