@@ -36,6 +36,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy --strict flask_postmark_auth
+	$(BIN)/mypy --strict tests bench example_app support
 	$(BIN)/bandit -q -r flask_postmark_auth
 	$(BIN)/python -m pip check
 

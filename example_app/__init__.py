@@ -107,8 +107,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     CSRFProtect(app)
     auth.init_app(app)
     # Flask-Login flashes "Please log in" when @login_required sends someone to the sign-in
-    # page; the sign-in page shows no flashed messages, so don't queue one.
-    app.login_manager.login_message = None
+    # page; the sign-in page shows no flashed messages, so don't queue one. (Flask-Login sets
+    # app.login_manager and ships no types.)
+    app.login_manager.login_message = None  # type: ignore[attr-defined]
     register_views(app)
     return app
 
@@ -149,12 +150,12 @@ def register_views(app: Flask) -> None:
         return render_template("home.html")
 
     @app.get("/account")
-    @login_required
+    @login_required  # type: ignore[untyped-decorator]  # Flask-Login ships no types
     def account() -> str:
         return render_template("account.html")
 
     @app.route("/connector", methods=["GET", "POST"])
-    @login_required
+    @login_required  # type: ignore[untyped-decorator]  # Flask-Login ships no types
     def connector() -> str:
         connectors = auth.connectors()
         name = request.values.get("connector", "default")

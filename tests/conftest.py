@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,7 @@ def clock() -> FakeClock:
     return FakeClock(START)
 
 
-def _uri(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def _uri(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if kind == "memory":
         return "memory://"
     if kind == "sqlite":
@@ -31,13 +32,13 @@ def _uri(kind: str, request: pytest.FixtureRequest, tmp_path: Any) -> str:
 
 
 @pytest.fixture(params=["memory", "sqlite", "redis"])
-def store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A store URI per backend; Redis is the real server (found or started)."""
     return _uri(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=["sqlite", "redis"])
-def shared_store_uri(request: pytest.FixtureRequest, tmp_path: Any) -> str:
+def shared_store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The backends several processes or machines can share."""
     return _uri(request.param, request, tmp_path)
 

@@ -26,7 +26,7 @@ def definitions() -> dict[str, Any]:
     """The Swagger definitions with the overlay: MessageStream and Metadata on both send
     shapes, template sends requiring one of TemplateId/TemplateAlias (the file wrongly
     requires both), no unknown properties, and the body rule of plain sends."""
-    defs = copy.deepcopy(yaml.safe_load(SWAGGER.read_text())["definitions"])
+    defs: dict[str, Any] = copy.deepcopy(yaml.safe_load(SWAGGER.read_text())["definitions"])
     for name in ("SendEmailRequest", "EmailWithTemplateRequest"):
         schema = defs[name]
         schema["type"] = "object"

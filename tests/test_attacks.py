@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import statistics
 import time
+import unicodedata
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import responses
@@ -59,6 +60,7 @@ def test_host_header_poisoning_cannot_pick_the_links_host(make_app: AppFactory) 
     [mail] = outbox
     assert "evil.example" not in (mail.text_body or "") + (mail.html_body or "")
     assert "https://app.acme.example/auth/magic-link/" in (mail.text_body or "")
+    assert mail.subject is not None
     assert "evil.example" not in mail.subject
 
 
@@ -82,6 +84,7 @@ def test_host_header_poisoning_cannot_store_a_foreign_next(make_app: AppFactory)
         base_url="http://app.acme.example",
     )
     assert signed_in.status_code == 200
+    assert signed_in.json is not None
     assert signed_in.json["next"] == "/"
 
 
@@ -208,6 +211,7 @@ def test_look_alike_address_cannot_sign_in_to_someone_elses_account(
     code = code_in(outbox[0])
     response = client.post("/auth/otp/verify", json={"email": "ann@straße.example", "code": code})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_code"
     with app.test_request_context():
         assert not current_user.is_authenticated
@@ -249,7 +253,7 @@ def test_timing_of_known_and_unknown_addresses_is_the_same(flush: bool) -> None:
         from flask_login import UserMixin
 
         user = UserMixin()
-        user.id = user.email = email  # type: ignore[attr-defined]
+        user.id = user.email = email
         return user
 
     auth = PostmarkAuth()
@@ -296,6 +300,7 @@ def test_csrf_holds_when_the_apps_csrfprotect_checks_nothing_by_default(
     with record_messages(app) as outbox:
         response = app.test_client().post("/auth/otp", json={"email": VICTIM})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "csrf"
     assert outbox == []
 
@@ -309,7 +314,9 @@ def test_csrf_honours_the_apps_field_name_and_headers(make_app: AppFactory) -> N
         }
     )
     client = app.test_client()
-    token = client.get("/auth/login", headers=JSON).json["csrf_token"]
+    page = client.get("/auth/login", headers=JSON)
+    assert page.json is not None
+    token = page.json["csrf_token"]
     with record_messages(app) as outbox:
         by_header = client.post(
             "/auth/otp", json={"email": VICTIM}, headers={"X-XSRF-Token": token}
@@ -339,7 +346,9 @@ def sign_in(app: Flask, client: FlaskClient, email: str = VICTIM, **extra: Any) 
 def test_a_csrf_token_from_before_sign_in_is_refused_after_it(make_app: AppFactory) -> None:
     app = make_app(config={"WTF_CSRF_ENABLED": True}, RESEND_INTERVAL=0)
     client = app.test_client()
-    old = client.get("/auth/login", headers=JSON).json["csrf_token"]
+    page = client.get("/auth/login", headers=JSON)
+    assert page.json is not None
+    old = page.json["csrf_token"]
     with record_messages(app) as outbox:
         client.post("/auth/otp", json={"email": VICTIM}, headers={"X-CSRFToken": old})
     signed_in = client.post(
@@ -348,10 +357,12 @@ def test_a_csrf_token_from_before_sign_in_is_refused_after_it(make_app: AppFacto
         headers={"X-CSRFToken": old},
     )
     assert signed_in.status_code == 200
+    assert signed_in.json is not None
     fresh = signed_in.json["csrf_token"]
     assert fresh != old
     stale = client.post("/auth/logout", json={}, headers={"X-CSRFToken": old})
     assert stale.status_code == 400
+    assert stale.json is not None
     assert stale.json["error"] == "csrf"
     assert client.post("/auth/logout", json={}, headers={"X-CSRFToken": fresh}).status_code == 200
 
@@ -459,6 +470,7 @@ def test_a_body_over_64_kib_is_refused_before_it_is_read(make_app: AppFactory) -
         as_json = client.post("/auth/otp", json={"email": VICTIM, "pad": big})
         as_form = client.post("/auth/magic-link", data={"email": VICTIM, "pad": big})
     assert as_json.status_code == 413
+    assert as_json.json is not None
     assert as_json.json == {"error": "request_too_large", "message": as_json.json["message"]}
     assert as_form.status_code == 413
     assert as_form.mimetype == "text/html"
@@ -507,6 +519,7 @@ def test_a_body_of_unknown_length_is_cut_off_at_64_kib(kind: str) -> None:
         },
     )
     assert response.status_code == 413
+    assert response.json is not None
     assert response.json["error"] == "request_too_large"
     assert stream.read_bytes < 1 << 20  # of 10 MiB
 
@@ -514,20 +527,20 @@ def test_a_body_of_unknown_length_is_cut_off_at_64_kib(kind: str) -> None:
 def test_a_huge_address_is_refused_before_unicode_normalization(
     make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import flask_postmark_auth.addresses as addresses
-
     seen: list[int] = []
-    real = addresses.unicodedata.normalize
+    real = unicodedata.normalize
 
-    def spy(form: Any, value: str) -> str:
+    def spy(form: Literal["NFC", "NFD", "NFKC", "NFKD"], value: str) -> str:
         seen.append(len(value))
         return real(form, value)
 
-    monkeypatch.setattr(addresses.unicodedata, "normalize", spy)
+    # flask_postmark_auth.addresses calls unicodedata.normalize (the module's attribute).
+    monkeypatch.setattr(unicodedata, "normalize", spy)
     app = make_app()
     # U+FDFA becomes 18 characters under NFKC; 3,000 of them fit in a 9 KB body.
     response = app.test_client().post("/auth/otp", json={"email": "\ufdfa" * 3000 + "@x.io"})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_email"
     assert all(length <= 2 * 254 for length in seen), seen
 
@@ -601,6 +614,7 @@ def test_the_contact_form_is_not_an_open_relay(fake_postmark: FakePostmark) -> N
     assert "Retry-After" in answers[-1].headers
     for message in sent:  # nothing the visitor wrote reaches a stranger's inbox
         assert "spam.example" not in (message.text_body or "") + (message.html_body or "")
+        assert message.subject is not None
         assert "spam.example" not in message.subject
 
 
@@ -787,6 +801,7 @@ def test_guessing_codes_for_days_gets_at_most_fifteen_guesses_a_day(
                     wrong = client.post(
                         "/auth/otp/verify", json={"email": VICTIM, "code": f"{guess:06d}"}
                     )
+                    assert wrong.json is not None
                     if wrong.json.get("attempts_left") == 0:
                         break
             clock.advance(600)  # a new code as soon as the last one would expire
@@ -841,6 +856,7 @@ def test_the_dev_outbox_answers_only_this_machine(
     response = client.get("/auth/dev/outbox", headers={"Host": host, **JSON})
     assert response.status_code == status
     if status == 200:
+        assert response.json is not None
         assert response.json["messages"][0]["to"] == VICTIM
     cleared = client.post("/auth/dev/outbox/clear", headers={"Host": host, **JSON})
     assert cleared.status_code == status
@@ -906,6 +922,7 @@ def test_a_postmark_outage_does_not_tell_addresses_apart_with_background_deliver
         assert auth.flush(30)
         second = client.post("/auth/otp", json={"email": email}).status_code
         guess = client.post("/auth/otp/verify", json={"email": email, "code": "000000"}).json
+        assert guess is not None
         answers[email] = (first, second, guess["attempts_left"])
     assert answers[VICTIM] == answers["nobody@example.com"] == (202, 429, 4)
 

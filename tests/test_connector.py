@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -33,7 +34,9 @@ API = "https://api.postmarkapp.com"
 TOKEN = "server-token-0123456789abcdef"
 
 
-def ok_answer(to: str = "a@example.com", message_id: str = "b7bc2f4a-e38e-4336-af7d") -> dict:
+def ok_answer(
+    to: str = "a@example.com", message_id: str = "b7bc2f4a-e38e-4336-af7d"
+) -> dict[str, Any]:
     return {
         "To": to,
         "SubmittedAt": "2026-11-24T12:01:05.1794748-05:00",
@@ -54,12 +57,12 @@ def make(**kwargs: Any) -> PostmarkConnector:
 
 
 @pytest.fixture
-def mocked() -> Any:
+def mocked() -> Iterator[responses.RequestsMock]:
     with responses.RequestsMock(assert_all_requests_are_fired=False) as rsps:
         yield rsps
 
 
-def sent_bodies(mocked: Any) -> list[tuple[str, Any]]:
+def sent_bodies(mocked: responses.RequestsMock) -> list[tuple[str, Any]]:
     return [
         (call.request.path_url, json.loads(call.request.body))
         for call in mocked.calls
@@ -67,7 +70,7 @@ def sent_bodies(mocked: Any) -> list[tuple[str, Any]]:
     ]
 
 
-def assert_bodies_match_postmark(mocked: Any) -> None:
+def assert_bodies_match_postmark(mocked: responses.RequestsMock) -> None:
     bodies = sent_bodies(mocked)
     assert bodies
     for path, body in bodies:
@@ -77,7 +80,7 @@ def assert_bodies_match_postmark(mocked: Any) -> None:
 # -- payloads --------------------------------------------------------------------------------
 
 
-def test_send_posts_postmark_json_with_auth_headers(mocked: Any) -> None:
+def test_send_posts_postmark_json_with_auth_headers(mocked: responses.RequestsMock) -> None:
     mocked.post(
         f"{API}/email",
         json=ok_answer(),
@@ -127,7 +130,7 @@ def test_send_posts_postmark_json_with_auth_headers(mocked: Any) -> None:
     assert_bodies_match_postmark(mocked)
 
 
-def test_send_to_a_list_joins_recipients(mocked: Any) -> None:
+def test_send_to_a_list_joins_recipients(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", json=ok_answer())
     make().send(["a@example.com", "B <b@example.com>"], "Hi", text_body="x")
     [(_, body)] = sent_bodies(mocked)
@@ -138,7 +141,9 @@ def test_send_to_a_list_joins_recipients(mocked: Any) -> None:
 @pytest.mark.parametrize(
     ("template", "key"), [("welcome", "TemplateAlias"), (1234567, "TemplateId")]
 )
-def test_send_template_by_alias_or_id(mocked: Any, template: str | int, key: str) -> None:
+def test_send_template_by_alias_or_id(
+    mocked: responses.RequestsMock, template: str | int, key: str
+) -> None:
     mocked.post(f"{API}/email/withTemplate", json=ok_answer())
     make().send_template("a@example.com", template, {"name": "Ann"}, tag="welcome")
     [(path, body)] = sent_bodies(mocked)
@@ -149,7 +154,7 @@ def test_send_template_by_alias_or_id(mocked: Any, template: str | int, key: str
     assert_bodies_match_postmark(mocked)
 
 
-def test_track_links_accepts_booleans(mocked: Any) -> None:
+def test_track_links_accepts_booleans(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", json=ok_answer())
     make().send("a@example.com", "s", text_body="x", track_links=False)
     make().send("a@example.com", "s", text_body="x", track_links=True)
@@ -159,8 +164,9 @@ def test_track_links_accepts_booleans(mocked: Any) -> None:
 # -- batches ---------------------------------------------------------------------------------
 
 
-def test_batch_splits_into_chunks_of_500_and_keeps_order(mocked: Any) -> None:
-    def answer(request: Any) -> tuple[int, dict, str]:
+def test_batch_splits_into_chunks_of_500_and_keeps_order(mocked: responses.RequestsMock) -> None:
+    def answer(request: requests.PreparedRequest) -> tuple[int, dict[str, str], str]:
+        assert request.body is not None
         items = json.loads(request.body)
         return 200, {}, json.dumps([ok_answer(m["To"], f"id-{m['To']}") for m in items])
 
@@ -178,7 +184,9 @@ def test_batch_splits_into_chunks_of_500_and_keeps_order(mocked: Any) -> None:
     assert_bodies_match_postmark(mocked)
 
 
-def test_batch_with_templates_uses_its_endpoint_and_slots_results(mocked: Any) -> None:
+def test_batch_with_templates_uses_its_endpoint_and_slots_results(
+    mocked: responses.RequestsMock,
+) -> None:
     mocked.post(f"{API}/email/batch", json=[ok_answer("p@example.com", "plain")])
     mocked.post(
         f"{API}/email/batchWithTemplates",
@@ -210,7 +218,7 @@ def test_batch_with_templates_uses_its_endpoint_and_slots_results(mocked: Any) -
     assert_bodies_match_postmark(mocked)
 
 
-def test_batch_validates_every_item_before_any_request(mocked: Any) -> None:
+def test_batch_validates_every_item_before_any_request(mocked: responses.RequestsMock) -> None:
     good = {"to": "a@example.com", "subject": "s", "text_body": "b"}
     bad = {"to": "a@example.com, b@example.com", "subject": "s", "text_body": "b"}
     with pytest.raises(MessageValidationError, match=r"messages\[2\]"):
@@ -218,13 +226,15 @@ def test_batch_validates_every_item_before_any_request(mocked: Any) -> None:
     assert len(mocked.calls) == 0
 
 
-def test_batch_refuses_unknown_keys(mocked: Any) -> None:
+def test_batch_refuses_unknown_keys(mocked: responses.RequestsMock) -> None:
     with pytest.raises(MessageValidationError, match=r"messages\[0\].*textbody"):
         make().send_batch([{"to": "a@example.com", "subject": "s", "textbody": "b"}])
     assert len(mocked.calls) == 0
 
 
-def test_batch_whole_request_failure_fills_its_slots_without_retrying_4xx(mocked: Any) -> None:
+def test_batch_whole_request_failure_fills_its_slots_without_retrying_4xx(
+    mocked: responses.RequestsMock,
+) -> None:
     mocked.post(f"{API}/email/batch", status=401, json={"ErrorCode": 10, "Message": "Bad token."})
     results = make().send_batch(
         [{"to": f"u{i}@example.com", "subject": "s", "text_body": "b"} for i in range(3)]
@@ -233,7 +243,7 @@ def test_batch_whole_request_failure_fills_its_slots_without_retrying_4xx(mocked
     assert len(mocked.calls) == 1
 
 
-def test_batch_item_errors_are_not_retried(mocked: Any) -> None:
+def test_batch_item_errors_are_not_retried(mocked: responses.RequestsMock) -> None:
     mocked.post(
         f"{API}/email/batch",
         json=[{"ErrorCode": 300, "Message": "Invalid 'To' address.", "To": "x@example.com"}],
@@ -277,7 +287,7 @@ BAD_MESSAGES: list[tuple[str, dict[str, Any]]] = [
 
 @pytest.mark.parametrize(("case", "change"), BAD_MESSAGES, ids=[c for c, _ in BAD_MESSAGES])
 def test_invalid_messages_are_refused_before_any_request(
-    mocked: Any, case: str, change: dict[str, Any]
+    mocked: responses.RequestsMock, case: str, change: dict[str, Any]
 ) -> None:
     mocked.post(f"{API}/email", json=ok_answer())
     message: dict[str, Any] = {"to": "a@example.com", "subject": "s", "text_body": "b"}
@@ -290,7 +300,7 @@ def test_invalid_messages_are_refused_before_any_request(
     assert len(mocked.calls) == 0
 
 
-def test_limits_themselves_are_accepted(mocked: Any) -> None:
+def test_limits_themselves_are_accepted(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", json=ok_answer())
     make().send(
         [f"u{i}@example.com" for i in range(50)],
@@ -303,7 +313,7 @@ def test_limits_themselves_are_accepted(mocked: Any) -> None:
     assert_bodies_match_postmark(mocked)
 
 
-def test_template_send_refuses_a_subject_or_missing_model(mocked: Any) -> None:
+def test_template_send_refuses_a_subject_or_missing_model(mocked: responses.RequestsMock) -> None:
     connector = make()
     with pytest.raises(MessageValidationError):
         connector.send_template("a@example.com", "welcome", None)  # type: ignore[arg-type]
@@ -312,7 +322,7 @@ def test_template_send_refuses_a_subject_or_missing_model(mocked: Any) -> None:
             [{"to": "a@example.com", "template": "w", "model": {}, "subject": "s"}]
         )
     with pytest.raises(MessageValidationError):
-        connector.send_template("a@example.com", True, {})  # type: ignore[arg-type]
+        connector.send_template("a@example.com", True, {})
     assert len(mocked.calls) == 0
 
 
@@ -358,7 +368,10 @@ def test_connector_needs_a_token() -> None:
     ],
 )
 def test_errors_map_to_their_cause(
-    mocked: Any, status: int, body: dict[str, Any], expected: type[PostmarkError]
+    mocked: responses.RequestsMock,
+    status: int,
+    body: dict[str, Any],
+    expected: type[PostmarkError],
 ) -> None:
     mocked.post(f"{API}/email", status=status, json=body)
     with pytest.raises(expected) as info:
@@ -369,7 +382,7 @@ def test_errors_map_to_their_cause(
     assert info.value.message == body["Message"]
 
 
-def test_non_json_4xx_is_a_transport_error(mocked: Any) -> None:
+def test_non_json_4xx_is_a_transport_error(mocked: responses.RequestsMock) -> None:
     mocked.post(
         f"{API}/email",
         status=403,
@@ -383,20 +396,22 @@ def test_non_json_4xx_is_a_transport_error(mocked: Any) -> None:
     assert len(mocked.calls) == 1
 
 
-def test_non_json_5xx_is_a_server_error(mocked: Any) -> None:
+def test_non_json_5xx_is_a_server_error(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", status=502, body="<html>Bad gateway</html>")
     with pytest.raises(ServerError):
         make(max_retries=0).send("a@example.com", "s", text_body="b")
 
 
-def test_connection_error_is_a_transport_error(mocked: Any) -> None:
+def test_connection_error_is_a_transport_error(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", body=requests.ConnectionError("refused"))
     with pytest.raises(TransportError) as info:
         make().send("a@example.com", "s", text_body="b")
     assert info.value.status is None
 
 
-def test_item_error_inside_a_200_is_raised_for_single_sends(mocked: Any) -> None:
+def test_item_error_inside_a_200_is_raised_for_single_sends(
+    mocked: responses.RequestsMock,
+) -> None:
     mocked.post(f"{API}/email", json={"ErrorCode": 406, "Message": "Inactive."})
     with pytest.raises(InactiveRecipientError):
         make().send("a@example.com", "s", text_body="b")
@@ -406,7 +421,9 @@ def test_item_error_inside_a_200_is_raised_for_single_sends(mocked: Any) -> None
 
 
 @pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
-def test_transient_statuses_are_retried_until_success(mocked: Any, status: int) -> None:
+def test_transient_statuses_are_retried_until_success(
+    mocked: responses.RequestsMock, status: int
+) -> None:
     mocked.post(f"{API}/email", status=status, json={"ErrorCode": 0, "Message": "later"})
     mocked.post(f"{API}/email", status=status, json={"ErrorCode": 0, "Message": "later"})
     mocked.post(f"{API}/email", json=ok_answer())
@@ -415,14 +432,16 @@ def test_transient_statuses_are_retried_until_success(mocked: Any, status: int) 
     assert len(mocked.calls) == 3
 
 
-def test_max_retries_counts_retries_after_the_first_attempt(mocked: Any) -> None:
+def test_max_retries_counts_retries_after_the_first_attempt(
+    mocked: responses.RequestsMock,
+) -> None:
     mocked.post(f"{API}/email", status=503, json={"ErrorCode": 0, "Message": "down"})
     with pytest.raises(ServerError):
         make(max_retries=3).send("a@example.com", "s", text_body="b")
     assert len(mocked.calls) == 4
 
 
-def test_zero_retries_means_one_attempt(mocked: Any) -> None:
+def test_zero_retries_means_one_attempt(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", status=503, json={"ErrorCode": 0, "Message": "down"})
     with pytest.raises(ServerError):
         make(max_retries=0).send("a@example.com", "s", text_body="b")
@@ -430,7 +449,7 @@ def test_zero_retries_means_one_attempt(mocked: Any) -> None:
 
 
 @pytest.mark.parametrize("status", [400, 401, 403, 404, 409, 422, 501])
-def test_other_statuses_are_never_retried(mocked: Any, status: int) -> None:
+def test_other_statuses_are_never_retried(mocked: responses.RequestsMock, status: int) -> None:
     mocked.post(f"{API}/email", status=status, json={"ErrorCode": 300, "Message": "no"})
     with pytest.raises(PostmarkError):
         make(max_retries=3).send("a@example.com", "s", text_body="b")
@@ -458,7 +477,7 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
 # -- session and secrets --------------------------------------------------------------------
 
 
-def test_one_session_is_kept_and_shared_across_threads(mocked: Any) -> None:
+def test_one_session_is_kept_and_shared_across_threads(mocked: responses.RequestsMock) -> None:
     mocked.post(f"{API}/email", json=ok_answer())
     connector = make()
     sessions = []
@@ -488,7 +507,7 @@ def test_a_forked_process_gets_its_own_session(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_token_never_shows_in_repr_errors_or_logs(
-    mocked: Any, caplog: pytest.LogCaptureFixture
+    mocked: responses.RequestsMock, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
     mocked.post(
@@ -513,7 +532,7 @@ def stream(kind: str = "Transactional", archived: str | None = None) -> dict[str
     return {"ID": "outbound", "Name": "Default", "MessageStreamType": kind, "ArchivedAt": archived}
 
 
-def test_test_passes_when_token_stream_and_sender_are_good(mocked: Any) -> None:
+def test_test_passes_when_token_stream_and_sender_are_good(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{API}/server", json={"ID": 1, "Name": "Acme", "DeliveryType": "Sandbox"})
     mocked.get(f"{API}/message-streams/outbound", json=stream())
     report = make().test()
@@ -530,7 +549,7 @@ def test_test_passes_when_token_stream_and_sender_are_good(mocked: Any) -> None:
     assert len(mocked.calls) == 2
 
 
-def test_test_with_send_to_sends_and_shows_the_message_id(mocked: Any) -> None:
+def test_test_with_send_to_sends_and_shows_the_message_id(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{API}/server", json={"ID": 1, "Name": "Acme", "DeliveryType": "Live"})
     mocked.get(f"{API}/message-streams/outbound", json=stream())
     mocked.post(f"{API}/email", json=ok_answer("me@example.com", "msg-123"))
@@ -540,7 +559,7 @@ def test_test_with_send_to_sends_and_shows_the_message_id(mocked: Any) -> None:
     assert_bodies_match_postmark(mocked)
 
 
-def test_test_reports_a_bad_token_and_skips_the_rest(mocked: Any) -> None:
+def test_test_reports_a_bad_token_and_skips_the_rest(mocked: responses.RequestsMock) -> None:
     mocked.get(f"{API}/server", status=401, json={"ErrorCode": 10, "Message": "Bad token."})
     report = make().test(send_to="me@example.com")
     assert not report.ok
@@ -561,7 +580,7 @@ def test_test_reports_a_bad_token_and_skips_the_rest(mocked: Any) -> None:
     ],
 )
 def test_test_reports_stream_problems(
-    mocked: Any, answer: dict[str, Any], status: int, expected: str
+    mocked: responses.RequestsMock, answer: dict[str, Any], status: int, expected: str
 ) -> None:
     mocked.get(f"{API}/server", json={"ID": 1, "Name": "Acme", "DeliveryType": "Live"})
     mocked.get(f"{API}/message-streams/outbound", status=status, json=answer)

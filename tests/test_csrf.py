@@ -33,6 +33,7 @@ CSRF_MESSAGE = "The form expired"
 
 def json_token(client: FlaskClient) -> str:
     response = client.get("/auth/login", headers={"Accept": "application/json"})
+    assert response.json is not None
     token = response.json["csrf_token"]
     assert isinstance(token, str)
     assert token
@@ -146,7 +147,8 @@ def token_of_another_app() -> str:
     other = Flask(__name__)
     other.config["SECRET_KEY"] = "another-secret"
     with other.test_request_context():
-        return generate_csrf()
+        token: str = generate_csrf()
+        return token
 
 
 WRONG_TOKENS = {

@@ -12,6 +12,7 @@ import re
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -76,6 +77,7 @@ def assert_delivery_failed(response: TestResponse, *, as_json: bool) -> None:
     text = response.get_data(as_text=True)
     assert "Traceback" not in text
     if as_json:
+        assert response.json is not None
         assert response.json["error"] == "delivery_failed"
         assert isinstance(response.json["message"], str)
         assert set(response.json) == {"error", "message"}
@@ -438,7 +440,7 @@ def test_callable_job_failing_later_keeps_the_throttle(
 # -- the store is down ----------------------------------------------------------------------
 
 
-def unreachable_store(kind: str, tmp_path: Any) -> str:
+def unreachable_store(kind: str, tmp_path: Path) -> str:
     if kind == "sqlite-directory":
         folder = tmp_path / "auth.db"
         folder.mkdir()  # a directory where the database file should be
@@ -457,7 +459,7 @@ STORE_ROUTES = ["/auth/otp", "/auth/otp/verify", "/auth/magic-link", "link"]
 @pytest.mark.parametrize("route", STORE_ROUTES)
 @pytest.mark.parametrize("kind", ["sqlite-directory", "sqlite-under-a-file", "redis"])
 def test_store_unavailable_answers_503(
-    make_app: AppFactory, tmp_path: Any, kind: str, route: str, as_json: bool
+    make_app: AppFactory, tmp_path: Path, kind: str, route: str, as_json: bool
 ) -> None:
     app = make_app(STORE=unreachable_store(kind, tmp_path))
     client = app.test_client()
@@ -470,6 +472,7 @@ def test_store_unavailable_answers_503(
     assert "sqlite" not in text.lower()
     assert "redis" not in text.lower()
     if as_json:
+        assert response.json is not None
         assert response.json["error"] == "store_unavailable"
         assert isinstance(response.json["message"], str)
     else:
@@ -479,13 +482,14 @@ def test_store_unavailable_answers_503(
 
 @pytest.mark.parametrize("kind", ["sqlite-directory", "redis"])
 def test_store_unavailable_on_the_confirm_page_and_login_still_renders(
-    make_app: AppFactory, clock: FakeClock, tmp_path: Any, kind: str
+    make_app: AppFactory, clock: FakeClock, tmp_path: Path, kind: str
 ) -> None:
     client = make_app(STORE=unreachable_store(kind, tmp_path)).test_client()
     # well signed, so checking it needs the store
     token = LinkSigner(["test-secret"], clock).dumps("some-nonce")
     response = client.get(f"/auth/magic-link/{token}", headers=JSON)
     assert response.status_code == 503
+    assert response.json is not None
     assert response.json["error"] == "store_unavailable"
     page = client.get(f"/auth/magic-link/{token}")
     assert page.status_code == 503

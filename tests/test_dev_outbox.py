@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import html
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -26,6 +27,7 @@ JSON = {"Accept": "application/json"}
 def messages(client: FlaskClient) -> list[dict[str, Any]]:
     response = client.get(OUTBOX, headers=JSON)
     assert response.status_code == 200
+    assert response.json is not None
     found: list[dict[str, Any]] = response.json["messages"]
     return found
 
@@ -162,12 +164,14 @@ def test_clear_button_form_carries_a_working_csrf_token(make_app: AppFactory) ->
 
 
 def csrf_of(client: FlaskClient) -> str:
-    token: str = client.get("/auth/login", headers=JSON).json["csrf_token"]
+    page = client.get("/auth/login", headers=JSON)
+    assert page.json is not None
+    token: str = page.json["csrf_token"]
     return token
 
 
 def test_two_apps_sharing_a_sqlite_store_share_the_outbox(
-    make_app: AppFactory, tmp_path: Any
+    make_app: AppFactory, tmp_path: Path
 ) -> None:
     store = f"sqlite:///{tmp_path}/x.db"
     first, second = make_app(STORE=store), make_app(STORE=store)

@@ -29,6 +29,7 @@ def test_demo_signs_in_through_the_outbox_and_tests_the_connector(
     assert client.get("/connector").status_code == 302  # sign in first
     assert client.post("/auth/otp", json={"email": "me@example.com"}).status_code == 202
     outbox = client.get("/auth/dev/outbox", headers={"Accept": "application/json"}).json
+    assert outbox is not None
     code = re.search(r"\b\d{6}\b", outbox["messages"][0]["text"])
     assert code
     client.post("/auth/otp/verify", json={"email": "me@example.com", "code": code.group(0)})
@@ -76,7 +77,9 @@ def test_a_token_in_the_environment_sends_for_real(
     home = client.get("/").get_data(as_text=True)
     assert "Dev outbox" not in home
     assert client.get("/auth/dev/outbox").status_code == 404
-    csrf = client.get("/auth/login", headers={"Accept": "application/json"}).json["csrf_token"]
+    page = client.get("/auth/login", headers={"Accept": "application/json"})
+    assert page.json is not None
+    csrf = page.json["csrf_token"]
     response = client.post(
         "/auth/otp", json={"email": "me@example.com"}, headers={"X-CSRFToken": csrf}
     )

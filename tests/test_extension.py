@@ -10,8 +10,8 @@ import pytest
 from flask import Flask
 
 from flask_postmark_auth import ConfigurationError, PostmarkAuth, PostmarkConnector
-from flask_postmark_auth.extension import AuthState
 from flask_postmark_auth.settings import DEFAULTS, RESOLVED
+from flask_postmark_auth.state import AuthState
 
 TOKEN = "server-token-0123456789abcdef"
 
@@ -27,7 +27,7 @@ def make_app(testing: bool = False, debug: bool = False, **config: Any) -> Flask
 
 
 def configured(**config: Any) -> Flask:
-    base = {"SERVER_TOKEN": TOKEN, "FROM_EMAIL": "Acme <login@acme.example>"}
+    base: dict[str, Any] = {"SERVER_TOKEN": TOKEN, "FROM_EMAIL": "Acme <login@acme.example>"}
     base.update(config)
     return make_app(**base)
 

@@ -480,7 +480,7 @@ def test_magic_link_token(
     response = post(client, path, body, as_json=as_json, prefer_json=prefer_json, query=query)
     answer = check(response, mail, json_answer=json_answer)
     if token == real:
-        given_next = [query_next] if query_next else [body.get("next")]
+        given_next: list[object] = [query_next] if query_next else [body.get("next")]
         signed_in_expectations(
             response, answer, given_next, body.get("remember"), json_answer=json_answer
         )
@@ -651,6 +651,7 @@ def test_next_with_a_malformed_bracketed_host_falls_back(
     response = requests[send]()
     assert response.status_code == EXPECTED_STATUS[send]
     if send in ("verify", "link"):
+        assert response.json is not None
         assert response.json["next"] == "/"
     if send == "logout-form":
         assert response.headers["Location"] == "/"

@@ -239,6 +239,7 @@ def test_link_works_once(backend_app: Flask) -> None:
     assert client.post(path, json={}).status_code == 200
     response = backend_app.test_client().post(path, json={})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_link"
 
 
@@ -248,6 +249,7 @@ def test_link_expires(make_app: AppFactory, clock: FakeClock, store_uri: str) ->
     clock.advance(901)
     response = app.test_client().post(path, json={})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_link"
 
 
@@ -306,6 +308,7 @@ def test_next_is_kept_server_side_not_in_the_link(app: Flask) -> None:
     path = send_link(app, next="/private-destination")
     assert "private-destination" not in path
     response = app.test_client().post(path, json={})
+    assert response.json is not None
     assert response.json["next"] == "/private-destination"
 
 
@@ -323,7 +326,7 @@ def test_link_pages_send_no_referrer_and_no_store(app: Flask) -> None:
 def users_app(make_app: AppFactory, clock: FakeClock, allow_signup: bool) -> Flask:
     from flask_login import UserMixin
 
-    class User(UserMixin):
+    class User(UserMixin):  # type: ignore[misc]  # Flask-Login ships no types
         def __init__(self, email: str, active: bool) -> None:
             self.id, self.email, self._active = email, email, active
 
@@ -509,7 +512,9 @@ def test_safe_next_is_honoured(app: Flask, target: str) -> None:
 def test_allowed_redirect_hosts(make_app: AppFactory) -> None:
     app = make_app(ALLOWED_REDIRECT_HOSTS=["app.example"])
     path = send_link(app, next="https://app.example/welcome")
-    assert app.test_client().post(path, json={}).json["next"] == "https://app.example/welcome"
+    response = app.test_client().post(path, json={})
+    assert response.json is not None
+    assert response.json["next"] == "https://app.example/welcome"
 
 
 # -- secrets stay out of logs ---------------------------------------------------------------

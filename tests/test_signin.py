@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -39,7 +40,7 @@ def app(make_app: AppFactory) -> Flask:
         return current_user.email if current_user.is_authenticated else ""
 
     @app.get("/private")
-    @login_required
+    @login_required  # type: ignore[untyped-decorator]  # Flask-Login ships no types
     def private() -> str:
         return "secret page"
 
@@ -122,6 +123,7 @@ def test_html_error_re_renders_the_form_with_status(
 def test_invalid_email_is_refused(client: FlaskClient, outbox: list[RecordedMessage]) -> None:
     response = client.post("/auth/otp", json={"email": "Ann <ann@example.com>"})
     assert response.status_code == 400
+    assert response.json is not None
     assert response.json["error"] == "invalid_email"
     assert outbox == []
     html = client.post("/auth/otp", data={"email": "nope"})
@@ -160,6 +162,7 @@ def test_logout(client: FlaskClient, outbox: list[RecordedMessage]) -> None:
 
 def test_login_json_gives_methods_and_a_csrf_token(client: FlaskClient) -> None:
     response = client.get("/auth/login", headers={"Accept": "application/json"})
+    assert response.json is not None
     assert response.json["methods"] == ["otp", "magic_link"]
     assert response.json["csrf_token"]
 
@@ -228,13 +231,14 @@ def test_next_given_at_sign_in_wins_when_safe(
 ) -> None:
     client.post("/auth/magic-link", json={"email": EMAIL, "next": "/first"})
     response = client.post(link_in(outbox[0]), json={"next": "/second"})
+    assert response.json is not None
     assert response.json["next"] == "/second"
 
 
 # -- users ----------------------------------------------------------------------------------
 
 
-class AppUser(UserMixin):
+class AppUser(UserMixin):  # type: ignore[misc]  # Flask-Login ships no types
     def __init__(self, email: str, active: bool = True) -> None:
         self.id = f"user-{email}"
         self.email = email
@@ -245,7 +249,9 @@ class AppUser(UserMixin):
         return self.active
 
 
-def app_with_users(make_app: AppFactory, clock: FakeClock, **settings: Any) -> tuple[Flask, dict]:
+def app_with_users(
+    make_app: AppFactory, clock: FakeClock, **settings: Any
+) -> tuple[Flask, dict[str, AppUser]]:
     users: dict[str, AppUser] = {"known@example.com": AppUser("known@example.com")}
     users["inactive@example.com"] = AppUser("inactive@example.com", active=False)
     auth = PostmarkAuth(clock=clock)
@@ -361,7 +367,7 @@ def test_an_app_login_manager_is_kept(make_app: AppFactory, clock: FakeClock) ->
 
 @pytest.mark.parametrize("kind", ["memory", "sqlite"])
 def test_expired_entries_are_swept_so_the_store_stays_flat(
-    make_app: AppFactory, clock: FakeClock, tmp_path: Any, kind: str
+    make_app: AppFactory, clock: FakeClock, tmp_path: Path, kind: str
 ) -> None:
     store_uri = "memory://" if kind == "memory" else f"sqlite:///{tmp_path}/flat.db"
     app = make_app(STORE=store_uri, RESEND_INTERVAL=0, OTP_TTL=60, IP_REQUESTS_PER_HOUR=10**6)

@@ -18,7 +18,7 @@ from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 from flask_postmark_auth.testing import FakePostmark, RecordedMessage
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Page
+    from playwright.sync_api import Page, ViewportSize
 
 #: Debian's Chromium; Playwright's own browser download is not used.
 DEBIAN_CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +33,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 #: Small pages, small screenshots.
-VIEWPORT = {"width": 900, "height": 700}
+VIEWPORT: ViewportSize = {"width": 900, "height": 700}
 FROM_EMAIL = "Demo <login@example.com>"
 
 

@@ -302,7 +302,7 @@ def test_a_read_only_sqlite_database_answers_503(
 
     # Root ignores file modes, so the file is opened read-only the way SQLite offers: a
     # ``file:...?mode=ro`` URI (SQLiteStore takes one; POSTMARK_AUTH_STORE cannot spell it).
-    def read_only(uri: str, *, instance_path: str, clock: Any = None) -> Store:
+    def read_only(uri: str, *, instance_path: str, clock: Any = None, app: object = None) -> Store:
         assert uri == f"sqlite:///{path}"
         return SQLiteStore(f"file:{path}?mode=ro", clock)
 
