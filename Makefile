@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 MIN_VENV := .venv-min
 
-.PHONY: demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium
+.PHONY: demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium spamassassin
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -79,15 +79,15 @@ e2e: $(STAMP)
 screenshots: $(STAMP)
 	$(BIN)/python -m tests.e2e.screenshots
 
-# Debian's Chromium for the browser tests, when it is missing (needs root).
-chromium:
-	@if command -v chromium >/dev/null 2>&1 || test -x /usr/bin/chromium; then \
-	  echo "chromium is installed: $$(command -v chromium || echo /usr/bin/chromium)"; \
+# Debian's Chromium (browser tests) and SpamAssassin (email score), when missing (root).
+chromium spamassassin:
+	@if command -v $@ >/dev/null 2>&1; then \
+	  echo "$@ is installed: $$(command -v $@)"; \
 	elif [ "$$(id -u)" != 0 ]; then \
-	  echo "chromium is missing: run 'sudo make chromium' (apt-get needs root)" >&2; exit 1; \
+	  echo "$@ is missing: run 'sudo make $@' (apt-get needs root)" >&2; exit 1; \
 	else \
 	  DEBIAN_FRONTEND=noninteractive apt-get update && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y chromium; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y $@; \
 	fi
 
 bench: $(BENCH_STAMP)

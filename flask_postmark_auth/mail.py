@@ -1,28 +1,93 @@
 """Sign-in mail: the context an email renders from, the app's name in it, and the message
-itself (local Jinja templates, or a Postmark template with the context as its model)."""
+itself (local Jinja templates, or a Postmark template with the context as its model).
+
+The context is computed here, in Python, to the last word the templates show (the expiry in
+words, the requesting device), so an app that overrides ``layout.html`` loses nothing.
+Subjects are test-rendered at ``init_app`` with that context and strict undefined variables:
+a subject that names a missing variable fails there, not on every sign-in.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
-from flask import Flask
-from jinja2 import Template, TemplateSyntaxError
+from flask import Flask, has_request_context, request
+from jinja2 import StrictUndefined, Template, TemplateError, TemplateSyntaxError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .connector import PostmarkConnector
 from .errors import ConfigurationError
-from .settings import Settings, key
+from .settings import DEFAULTS, Settings, key
+
+log = logging.getLogger("flask_postmark_auth")
 
 #: The two methods and how each names itself in keys, tags and signals.
 OTP = "otp"
 MAGIC_LINK = "magic_link"
 TAGS = {OTP: "otp", MAGIC_LINK: "magic-link"}
+#: How each method's email is named in messages about its settings.
+_KINDS = {OTP: "code", MAGIC_LINK: "link"}
+
+#: Browsers and systems named in the requester line, tried in order (Edge and Opera also
+#: say "Chrome", Chrome also says "Safari", Android also says "Linux"). Only these fixed
+#: names reach an email, never text of the header itself.
+_BROWSERS = tuple(
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"\bEdg(e|A|iOS)?/", "Edge"),
+        (r"\bOPR/|\bOpera\b", "Opera"),
+        (r"\bSamsungBrowser/", "Samsung Internet"),
+        (r"\bFirefox/|\bFxiOS/", "Firefox"),
+        (r"\bChrome/|\bCriOS/", "Chrome"),
+        (r"\bVersion/[\d.]+.*\bSafari/", "Safari"),
+    )
+)
+_SYSTEMS = tuple(
+    (re.compile(pattern), name)
+    for pattern, name in (
+        (r"\bWindows\b", "Windows"),
+        (r"\biPad\b", "iPadOS"),
+        (r"\biPhone\b|\biPod\b", "iOS"),
+        (r"\bAndroid\b", "Android"),
+        (r"\bCrOS\b", "ChromeOS"),
+        (r"\bMacintosh\b|\bMac OS X\b", "macOS"),
+        (r"\bLinux\b", "Linux"),
+    )
+)
+#: The browser of the sample context subjects are test-rendered with.
+_SAMPLE_USER_AGENT = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:128.0) Firefox/128.0"
+#: Longest part of a User-Agent header read; real ones are a few hundred characters.
+_MAX_USER_AGENT = 512
+
+
+def browser_and_system(user_agent: str | None) -> tuple[str | None, str | None]:
+    """The names of the browser and of the operating system a ``User-Agent`` header
+    gives (``None`` each when not recognized)."""
+    agent = (user_agent or "")[:_MAX_USER_AGENT]
+    browser = next((name for pattern, name in _BROWSERS if pattern.search(agent)), None)
+    system = next((name for pattern, name in _SYSTEMS if pattern.search(agent)), None)
+    return browser, system
+
+
+def requester_words(browser: str | None, system: str | None, ip: str | None) -> str | None:
+    """Who asked, for the requester line: ``"Firefox on Windows, IP address 203.0.113.7"``,
+    or the parts of it that are known, or ``None``."""
+    device = f"{browser} on {system}" if browser and system else browser or system
+    address = f"IP address {ip}" if ip else None
+    return ", ".join(part for part in (device, address) if part) or None
+
+
+def minutes_words(minutes: int) -> str:
+    return f"{minutes} minute" + ("" if minutes == 1 else "s")
 
 
 class SignInMail:
-    """Composes the sign-in emails of one app; subjects are compiled once, here."""
+    """Composes the sign-in emails of one app; subjects are compiled and test-rendered
+    once, here."""
 
     def __init__(
         self, app: Flask, settings: Settings, connectors: dict[str, PostmarkConnector]
@@ -34,32 +99,111 @@ class SignInMail:
             method: parseaddr(connectors[self.connector(method)].from_email)[0].strip()
             for method in TAGS
         }
-        subjects = ImmutableSandboxedEnvironment(autoescape=False)
+        subjects = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
         self._subjects: dict[str, Template] = {}
         for method, name, source in (
             (OTP, "OTP_SUBJECT", settings.otp_subject),
             (MAGIC_LINK, "MAGIC_LINK_SUBJECT", settings.magic_link_subject),
         ):
+            if self.template(method) is not None:
+                if source != DEFAULTS[name]:
+                    log.warning(
+                        "%s is ignored: %s is set, and a Postmark template owns its "
+                        "subject (set the subject in the template)",
+                        key(name),
+                        key(f"{method.upper()}_TEMPLATE"),
+                    )
+                continue
             try:
                 self._subjects[method] = subjects.from_string(source)
             except TemplateSyntaxError as exc:
                 raise ConfigurationError(f"{key(name)}: {exc.message}; fix the Jinja.") from exc
+            self._check_subject(method, name)
+
+    def _check_subject(self, method: str, name: str) -> None:
+        """Render the subject of ``method`` with a sample of the context every email of it
+        gets: a missing variable or a line break fails ``init_app``, naming the key."""
+        settings = self.settings
+        ttl = settings.otp_ttl if method == OTP else settings.magic_link_ttl
+        sample = self.context(
+            method, "ann@example.com", "203.0.113.7", "localhost", ttl, _SAMPLE_USER_AGENT
+        )
+        if method == OTP:
+            sample["code"] = "0" * settings.otp_length
+        else:
+            base = settings.base_url or "http://localhost"
+            sample["link"] = f"{base}{settings.url_prefix.rstrip('/')}/magic-link/sample"
+        model = self.model(sample)
+        try:
+            subject = self._subjects[method].render(model).strip()
+        except TemplateError as exc:
+            raise ConfigurationError(
+                f"{key(name)} cannot be rendered: {exc.message or exc}. A {_KINDS[method]} "
+                f"email's subject may use {', '.join(sorted(model))}."
+            ) from exc
+        except Exception as exc:
+            raise ConfigurationError(
+                f"{key(name)} cannot be rendered: {type(exc).__name__}: {exc}."
+            ) from exc
+        if "\n" in subject or "\r" in subject:
+            raise ConfigurationError(f"{key(name)} renders a line break; keep it on one line.")
 
     def connector(self, method: str) -> str:
         """The name of the connector ``method`` sends with."""
         settings = self.settings
         return settings.otp_connector if method == OTP else settings.magic_link_connector
 
+    def template(self, method: str) -> str | int | None:
+        """The Postmark template ``method`` sends with, if any."""
+        settings = self.settings
+        return settings.otp_template if method == OTP else settings.magic_link_template
+
     def context(
-        self, method: str, address: str, ip: str | None, host: str, ttl: int
+        self,
+        method: str,
+        address: str,
+        ip: str | None,
+        host: str,
+        ttl: int,
+        user_agent: str | None = None,
     ) -> dict[str, Any]:
-        """What the email of ``method`` to ``address`` renders from (its secret aside)."""
+        """What the email of ``method`` to ``address`` renders from (its secret aside), taken
+        at the request: ``ip`` as Flask sees it (behind a proxy, only with ProxyFix is it the
+        client's) and the browser and system named by ``user_agent`` (by default the current
+        request's header)."""
+        if user_agent is None and has_request_context():
+            user_agent = request.headers.get("User-Agent")
+        browser, system = browser_and_system(user_agent)
         return {
             "email": address,
             "expires_in_minutes": max(1, ttl // 60),
             "request_ip": ip,
             "app_name": self.app_name(method, host),
+            "browser_name": browser,
+            "operating_system": system,
         }
+
+    def model(self, context: dict[str, Any]) -> dict[str, Any]:
+        """The context plus everything that follows from it: the words the templates show
+        and the names Postmark's own templates use (``product_name``, ``action_url``,
+        ``support_url``, ...). A context queued by an earlier version gets them too."""
+        minutes = int(context.get("expires_in_minutes") or 1)
+        derived: dict[str, Any] = {
+            "expires_in_text": minutes_words(minutes),
+            "requested_from": requester_words(
+                context.get("browser_name"),
+                context.get("operating_system"),
+                context.get("request_ip"),
+            ),
+            "browser_name": None,
+            "operating_system": None,
+            "product_name": context.get("app_name"),
+            "product_url": self.settings.base_url,
+            "support_url": self.settings.support_url or self.settings.base_url,
+        }
+        if "link" in context:
+            derived["action_url"] = context["link"]
+        return {**derived, **context}
 
     def app_name(self, method: str, host: str) -> str:
         """How emails name the app: ``APP_NAME``, else the display name of the From address
@@ -76,21 +220,21 @@ class SignInMail:
     def compose(self, method: str, context: dict[str, Any]) -> dict[str, Any]:
         """The message (keyword arguments of ``send`` or ``send_template``) from its
         context."""
-        settings = self.settings
-        template = settings.otp_template if method == OTP else settings.magic_link_template
+        model = self.model(context)
+        template = self.template(method)
         options: dict[str, Any] = {
-            "to": context["email"],
+            "to": model["email"],
             "tag": TAGS[method],
             "track_opens": False,
             "track_links": "None",
         }
         if template is not None:
-            options.update(template=template, model=context)
+            options.update(template=template, model=model)
         else:
             options.update(
-                subject=self._subjects[method].render(context).strip(),
-                text_body=self._render(f"{method}.txt", context),
-                html_body=self._render(f"{method}.html", context),
+                subject=self._subjects[method].render(model).strip(),
+                text_body=self._render(f"{method}.txt", model),
+                html_body=self._render(f"{method}.html", model),
             )
         return options
 
