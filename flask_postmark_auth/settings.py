@@ -101,6 +101,9 @@ class Settings:
     magic_link_template: str | int | None = setting(
         None, c.template_ref, "a Postmark template alias or id for link emails"
     )
+    support_url: str | None = setting(
+        None, c.optional_text, "a help page (or mailto:) for emails' support_url; None: BASE_URL"
+    )
     delivery: DeliveryMode = setting(
         None, c.delivery, "sync, background or a callable; None: background (sync in testing)"
     )
@@ -114,6 +117,11 @@ class Settings:
         None, c.base_url, "the app's public URL; None: from SERVER_NAME"
     )
     app_name: str | None = setting(None, c.optional_text, "how emails name the app")
+    base_template: str = setting(
+        "postmark_auth/base.html",
+        c.text,
+        "the template every sign-in page extends (blocks title, head and content)",
+    )
     flow_emails_per_hour: int = setting(
         5, c.whole(1), "messages of one flow to one recipient per hour, run from a request"
     )
