@@ -153,8 +153,12 @@ def store(name: str, value: Any, env: Env) -> str:
     """``None``: ``memory://`` when testing, else a SQLite file in the instance folder."""
     if value is None:
         return "memory://" if env.testing else "sqlite:///postmark_auth.db"
-    if not isinstance(value, str) or "://" not in value:
-        raise fail(name, "must be a URI: memory://, sqlite:///file.db or redis://host:6379/0.")
+    if not isinstance(value, str) or ("://" not in value and value.lower() != "sqlalchemy"):
+        raise fail(
+            name,
+            "must be a URI (memory://, sqlite:///file.db, redis://host:6379/0, "
+            "postgresql://user@host/db) or 'sqlalchemy'.",
+        )
     return value
 
 

@@ -1,7 +1,8 @@
 """Stores: where sign-in keeps codes, nonces and counters, chosen by a URI in the config.
 
 :func:`open_store` turns ``POSTMARK_AUTH_STORE`` into a backend: ``memory://`` (one process),
-``sqlite:///...`` (one machine, any number of workers) or ``redis://...`` (many machines).
+``sqlite:///...`` (one machine, any number of workers), ``redis://...`` or a SQL database
+(``postgresql://...``, ``mysql://...``, the app's Flask-SQLAlchemy: many machines).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from urllib.parse import parse_qsl, quote, urlencode
 from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError
 from .memory import MemoryStore
 from .redis import DEFAULT_PREFIX, RedisStore
+from .redis_clients import SCHEMES as REDIS_SCHEMES
 from .sqlite import SQLiteStore
 
 __all__ = [
@@ -27,9 +29,16 @@ __all__ = [
 
 _ACCEPTED = (
     "memory://, sqlite:///relative/to/instance.db, sqlite:////absolute/path.db, "
-    "redis://HOST:PORT/DB, rediss://HOST:PORT/DB or unix:///path/to/redis.sock "
-    "(Redis forms take an optional ?prefix=KEY_PREFIX)"
+    "redis://HOST:PORT/DB, rediss://HOST:PORT/DB, unix:///path/to/redis.sock, "
+    "redis+cluster://HOST:PORT[,HOST:PORT...], "
+    "redis+sentinel://HOST:PORT[,HOST:PORT...]/SERVICE[/DB] (rediss+... for TLS; valkey "
+    "for redis in any of them; Redis forms take an optional ?prefix=KEY_PREFIX), "
+    "postgresql://USER@HOST/DB, mysql://USER@HOST/DB, mariadb://USER@HOST/DB "
+    '(pip install "flask-postmark-auth[sql]"), sqlalchemy (the app\'s Flask-SQLAlchemy '
+    "engine; sqlalchemy://BIND for another bind); SQL forms take an optional ?table=NAME"
 )
+#: URI schemes of the SQL store (its module, and SQLAlchemy, load only when one is used).
+SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlalchemy")
 
 
 def open_store(
@@ -42,6 +51,10 @@ def open_store(
     """
     scheme, sep, rest = uri.partition("://")
     scheme = scheme.lower()
+    if scheme.partition("+")[0] in SQL_SCHEMES:
+        from .sql import open_sql_store
+
+        return open_sql_store(uri, clock, app)
     if not sep:
         raise ValueError(f"store URI {uri!r} has no scheme; use one of: {_ACCEPTED}")
     if scheme == "memory":
@@ -50,7 +63,7 @@ def open_store(
         return MemoryStore(clock)
     if scheme == "sqlite":
         return SQLiteStore(_sqlite_path(uri, rest, instance_path), clock)
-    if scheme in ("redis", "rediss", "unix"):
+    if scheme in REDIS_SCHEMES:
         url, prefix = _split_prefix(uri)
         return RedisStore(url, clock, prefix=prefix)
     raise ValueError(f"unknown store URI scheme {scheme!r} in {uri!r}; use one of: {_ACCEPTED}")

@@ -1,36 +1,43 @@
-"""Redis store: shared by every worker on every machine, each operation one Lua script.
+"""Redis store: shared by every worker on every machine, each operation one Lua script; on one
+server, a Redis Cluster or a Sentinel-watched master (see :mod:`.redis_clients`).
 
 The clock is injectable, so Redis's own expiry cannot be the authority: every entry carries
 its logical expiry, scripts receive ``now`` from ``self.clock()`` and treat an entry expiring
 at or before it as absent (deleting it), and a native ``PEXPIRE`` of the remaining time only
-collects the garbage. Values live in hashes ``{v, e}`` under ``<prefix>k:<key>``; lists under
-``<prefix>l:<key>`` hold ``"<expiry>|<value>"`` items, the newest (first) carrying the list's
-expiry.
+collects the garbage. Values live in hashes ``{v, e}`` under ``<prefix>{<name>}:k``; lists
+under ``<prefix>{<name>}:l`` hold ``"<expiry>|<value>"`` items, the newest (first) carrying
+the list's expiry. The braces are a cluster hash tag (see :mod:`.redis_layout`): both keys of
+one name share a slot, and a script touches one slot only.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import math
-import re
+import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .base import Clock, Store, StoreUnavailableError
+from . import redis_clients, redis_layout
+from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError
 from .redis_lua import HELPERS, SCRIPTS
 
-if TYPE_CHECKING:
-    from redis import Redis
-    from redis.commands.core import Script
+log = logging.getLogger("flask_postmark_auth")
 
 DEFAULT_PREFIX = "postmark_auth:"
+#: Two names whose keys hash to different slots, for the start-up check on one server.
+_CHECK_NAMES = ("check:cross-slot:a", "check:cross-slot:b")
 
 
 class RedisStore(Store):
     """A :class:`Store` in Redis; every key gets ``prefix``.
 
-    ``url`` is any redis-py URL (``redis://``, ``rediss://``, ``unix://``); pass ``client``
-    to use an existing :class:`redis.Redis` instead (it is then not closed by :meth:`close`).
+    ``url`` is a store URI without ``?prefix=`` (``redis://``, ``rediss://``, ``unix://``,
+    ``redis+cluster://``, ``redis+sentinel://``, ...); pass ``client`` to use an existing
+    ``redis.Redis`` or ``redis.cluster.RedisCluster`` instead (it is then not closed by
+    :meth:`close`, and ``url`` only names it in messages).
     """
 
     needs_purge = False  # native expiry (PEXPIRE) drops what has expired
@@ -40,73 +47,138 @@ class RedisStore(Store):
         url: str,
         clock: Clock | None = None,
         prefix: str = DEFAULT_PREFIX,
-        client: Redis | None = None,
+        client: Any = None,
         socket_timeout: float = 2.0,
     ) -> None:
         super().__init__(clock)
         try:
             import redis
-            from redis.backoff import ExponentialBackoff
-            from redis.retry import Retry
+            from redis.cluster import RedisCluster
         except ImportError as exc:  # pragma: no cover - exercised only without the extra
             raise ImportError(
                 'RedisStore needs the redis package: pip install "flask-postmark-auth[redis]"'
             ) from exc
-        self.prefix = prefix
-        self._errors: tuple[type[Exception], ...] = (redis.exceptions.RedisError,)
-        self._owns_client = client is None
         if client is None:
-            # One quick retry, on connection errors only: it replaces a connection a Redis
-            # restart broke, without doubling a script that merely timed out.
-            retry = Retry(
-                ExponentialBackoff(cap=0.1, base=0.02),
-                retries=1,
-                supported_errors=(redis.exceptions.ConnectionError,),
+            self.target = redis_clients.parse(url)
+        else:
+            kind = "cluster" if isinstance(client, RedisCluster) else "server"
+            self.target = redis_clients.RedisTarget(kind, url)
+        #: True for a Redis Cluster: scripts then run per hash slot.
+        self.cluster = self.target.kind == "cluster"
+        if self.cluster and ("{" in prefix or "}" in prefix):
+            raise ValueError(
+                f"a Redis Cluster store's prefix may not contain braces, got {prefix!r}: "
+                "the store puts each name in a hash tag of its own"
             )
-            client = redis.Redis.from_url(
-                url,
-                socket_timeout=socket_timeout,
-                socket_connect_timeout=socket_timeout,
-                health_check_interval=30,
-                retry=retry,
-                decode_responses=True,
-            )
-        self.client: Redis = client
-        scripts = {name: client.register_script(HELPERS + src) for name, src in SCRIPTS.items()}
-        self._set, self._add, self._get = scripts["set"], scripts["add"], scripts["get"]
-        self._ttl, self._pop, self._hits = scripts["ttl"], scripts["pop"], scripts["hits"]
-        self._undo_hit, self._push = scripts["undo_hit"], scripts["push"]
-        self._items, self._purge, self._size = scripts["items"], scripts["purge"], scripts["size"]
+        self.prefix = prefix
+        self._errors = (redis.exceptions.RedisError, redis.exceptions.RedisClusterException)
+        self._no_script = redis.exceptions.NoScriptError
+        self._owns_client = client is None
+        self._socket_timeout = socket_timeout
+        self._lock = threading.Lock()
+        # A cluster client reaches its nodes when made: made on first use, so an outage at
+        # start-up is not an error there.
+        self._client: Any = client
+        if client is None and not self.cluster:
+            self._client = redis_clients.connect(self.target, socket_timeout)
+        self._sources = {name: HELPERS + src for name, src in SCRIPTS.items()}
+        self._shas = {
+            name: hashlib.sha1(src.encode(), usedforsecurity=False).hexdigest()
+            for name, src in self._sources.items()
+        }
+        #: Sentinel mode: replicas that must acknowledge each write (``WAIT``).
+        self.replica_acks = self.target.replica_acks if self.target.kind == "sentinel" else 0
+
+    @property
+    def client(self) -> Any:
+        """The redis-py client (a cluster's is made here on first use)."""
+        client = self._client
+        if client is None:
+            with self._lock, self._guard():
+                if self._client is None:
+                    self._client = redis_clients.connect(self.target, self._socket_timeout)
+                client = self._client
+        return client
 
     # -- helpers --------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
-        return f"{self.prefix}k:{key}"
+        return f"{self.prefix}{redis_layout.tag(key)}:k"
 
     def _list(self, key: str) -> str:
-        return f"{self.prefix}l:{key}"
+        return f"{self.prefix}{redis_layout.tag(key)}:l"
 
     @contextlib.contextmanager
     def _guard(self) -> Iterator[None]:
-        """Redis failures (down, timing out, loading, read-only replica...) become
-        :class:`StoreUnavailableError`."""
+        """Redis failures (down, timing out, loading, read-only replica, cluster down or
+        resharding, failover...) become :class:`StoreUnavailableError`."""
         try:
             yield
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis store unavailable: {exc}") from exc
 
-    def _run(self, script: Script, keys: Sequence[str], now: float, *args: str | int) -> Any:
-        """Run a registered script with ``now`` as its first argument (a NOSCRIPT after a
-        Redis restart makes redis-py load it again)."""
+    def _run(self, name: str, keys: Sequence[str], now: float, *args: str | int) -> Any:
+        """Run script ``name`` with ``now`` as its first argument (a NOSCRIPT after a Redis
+        restart loads it again)."""
+        client = self._client or self.client
+        argv = (*keys, repr(now), *args)
         with self._guard():
-            return script(keys=keys, args=[repr(now), *args])
+            try:
+                return client.evalsha(self._shas[name], len(keys), *argv)
+            except self._no_script:
+                client.script_load(self._sources[name])
+                return client.evalsha(self._shas[name], len(keys), *argv)
+
+    def _write(self, name: str, keys: Sequence[str], now: float, *args: str | int) -> Any:
+        """:meth:`_run` for a script that changes something. In Sentinel mode the write also
+        waits (same round trip) for ``replica_acks`` replicas: one none acknowledged may be
+        lost in a failover (a used code coming back), so it fails unless the Sentinels say
+        no failover is under way; the next operation then asks them for the master again."""
+        if not self.replica_acks:
+            return self._run(name, keys, now, *args)
+        client = self.client
+        argv = (*keys, repr(now), *args)
+        with self._guard():
+            for attempt in (1, 2):
+                pipe = client.pipeline(transaction=False)
+                pipe.evalsha(self._shas[name], len(keys), *argv)
+                pipe.execute_command("WAIT", self.replica_acks, redis_clients.ACK_TIMEOUT_MS)
+                reply, acks = pipe.execute(raise_on_error=False)
+                if attempt == 1 and isinstance(reply, self._no_script):
+                    client.script_load(self._sources[name])
+                    continue
+                for answer in (reply, acks):
+                    if isinstance(answer, Exception):
+                        raise answer
+                break
+            if int(acks) < self.replica_acks and redis_clients.failover_suspected(
+                self.target, client
+            ):
+                client.connection_pool.disconnect()
+                raise StoreUnavailableError(
+                    "Redis store unavailable: a write was not acknowledged by a replica "
+                    "while the Sentinels report a failover"
+                )
+        return reply
+
+    def _groups(self, keys: Sequence[str]) -> list[list[int]]:
+        """Indexes of ``keys`` per script: all together on one server, by hash slot in a
+        cluster (where one script may touch one slot only)."""
+        if not keys:
+            return []
+        if not self.cluster:
+            return [list(range(len(keys)))]
+        groups: dict[int, list[int]] = {}
+        for i, key in enumerate(keys):
+            groups.setdefault(redis_clients.slot(key), []).append(i)
+        return list(groups.values())
 
     def _scan(self) -> Iterator[list[str]]:
-        """Batches of this store's keys, by SCAN (never KEYS, which blocks the server)."""
-        pattern = re.sub(r"([*?\[\]\\])", r"\\\1", self.prefix) + "[kl]:*"
+        """Batches of this store's keys, by SCAN (never KEYS, which blocks the server; in a
+        cluster, on every primary)."""
         batch: list[str] = []
         with self._guard():
-            for key in self.client.scan_iter(match=pattern, count=500):
+            for key in self.client.scan_iter(match=redis_layout.pattern(self.prefix), count=500):
                 batch.append(_text(key))
                 if len(batch) == 500:
                     yield batch
@@ -114,27 +186,33 @@ class RedisStore(Store):
         if batch:
             yield batch
 
+    def _per_slot(self, name: str, keys: Sequence[str], now: float) -> int:
+        """Sum of script ``name`` (purge or size) run over ``keys``, one run per slot group."""
+        return sum(
+            int(self._run(name, [keys[i] for i in group], now)) for group in self._groups(keys)
+        )
+
     # -- the Store interface --------------------------------------------------------------
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value``, replacing any previous one."""
         now = self.clock()
-        self._run(self._set, [self._key(key)], now, value, _expiry(now, ttl))
+        self._write("set", [self._key(key)], now, value, _expiry(now, ttl))
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
         """Store ``value`` only if ``key`` is absent (or expired); True when stored."""
         now = self.clock()
-        return bool(self._run(self._add, [self._key(key)], now, value, _expiry(now, ttl)))
+        return bool(self._write("add", [self._key(key)], now, value, _expiry(now, ttl)))
 
     def get(self, key: str) -> str | None:
         """The live value, or ``None``."""
-        value = self._run(self._get, [self._key(key)], self.clock())
+        value = self._run("get", [self._key(key)], self.clock())
         return None if value is None else _text(value)
 
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
         now = self.clock()
-        reply = self._run(self._ttl, [self._key(key)], now)
+        reply = self._run("ttl", [self._key(key)], now)
         if reply is None:
             return None
         expires = float(_text(reply))
@@ -142,13 +220,12 @@ class RedisStore(Store):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (and a list of that name) if present."""
-        with self._guard():
-            self.client.delete(self._key(key), self._list(key))
+        self._write("delete", [self._key(key), self._list(key)], self.clock())
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key`` in one script; with ``expected``, only when it matches."""
         flag, compare = ("0", "") if expected is None else ("1", expected)
-        value = self._run(self._pop, [self._key(key)], self.clock(), flag, compare)
+        value = self._write("pop", [self._key(key)], self.clock(), flag, compare)
         return None if value is None else _text(value)
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
@@ -157,47 +234,126 @@ class RedisStore(Store):
         return answer
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-        """Several :meth:`hit` in one script: one round trip, atomic together."""
+        """Several :meth:`hit` in one script, one round trip (in a cluster, one script per
+        hash slot: each counter stays atomic, which is all the throttles need)."""
         now = self.clock()
         keys = [self._key(key) for key, _ in windows]
         expiries = [repr(now + window) for _, window in windows]
-        answers = self._run(self._hits, keys, now, *expiries)
+        groups = self._groups(keys)
+        calls = [([keys[i] for i in g], [repr(now), *[expiries[i] for i in g]]) for g in groups]
+        parts: list[Any] = [None] * len(groups)
+        if len(groups) > 1:  # a cluster: every slot's script sent before any answer is read
+            sha = self._shas["hits"]
+            replies = redis_clients.evalsha_together(self.client, [(sha, c) for c in calls])
+            parts = [None if isinstance(r, Exception) else r for r in replies]
+        answers: list[Any] = [None] * len(keys)
+        for group, part, (batch, args) in zip(groups, parts, calls, strict=True):
+            if part is None:
+                part = self._write("hits", batch, now, *args[1:])
+            for i, answer in zip(group, part, strict=True):
+                answers[i] = answer
         return [(int(_text(count)), float(_text(expires)) - now) for count, expires in answers]
 
     def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
-        self._run(self._undo_hit, [self._key(key)], self.clock())
+        self._write("undo_hit", [self._key(key)], self.clock())
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         now = self.clock()
-        self._run(self._push, [self._list(key)], now, value, _expiry(now, ttl), max_items)
+        self._write("push", [self._list(key)], now, value, _expiry(now, ttl), max_items)
 
     def items(self, key: str) -> list[str]:
         """The list ``key``, newest first (empty when absent or expired)."""
-        return [_text(item) for item in self._run(self._items, [self._list(key)], self.clock())]
+        return [_text(item) for item in self._run("items", [self._list(key)], self.clock())]
 
     def purge(self) -> int:
         """Drop logically expired keys found by SCAN; return how many entries went."""
         now = self.clock()
-        return sum(int(self._run(self._purge, batch, now)) for batch in self._scan())
+        return sum(self._per_slot("purge", batch, now) for batch in self._scan())
 
     def size(self) -> int:
         """How many entries (keys, list items included) carry this prefix, expired or not."""
-        return sum(int(self._run(self._size, batch, 0.0)) for batch in self._scan())
+        return sum(self._per_slot("size", batch, 0.0) for batch in self._scan())
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailableError` unless Redis answers PING."""
+        client = self.client
         with self._guard():
-            self.client.ping()
+            client.ping()
+
+    def check(self) -> None:
+        """Raise :class:`StoreMisconfiguredError` when the server is of the wrong kind for
+        the URI (a cluster node or a Sentinel behind ``redis://``, a plain server behind
+        ``redis+cluster://``), refuses the credentials or the scripts, refuses a script over
+        two hash slots, or no Sentinel knows the service; an outage only logs a warning."""
+        try:
+            self._check()
+        except ValueError as exc:
+            self._close_quietly()  # the app will not start: leave no connection behind
+            raise StoreMisconfiguredError(f"{self.target.describe()}: {exc}") from exc
+        except StoreUnavailableError as exc:
+            reason = redis_clients.misconfiguration(exc.__cause__ or exc)
+            if reason is not None:
+                self._close_quietly()
+                raise StoreMisconfiguredError(f"{self.target.describe()}: {reason}") from exc
+            log.warning("store check skipped, %s is unreachable: %s", self.target.describe(), exc)
+
+    def _check(self) -> None:
+        kind = self.target.kind
+        if kind == "sentinel":
+            with self._guard():
+                if not redis_clients.check_sentinels(self.target, self.client):
+                    raise StoreUnavailableError("no Sentinel answers")
+        client = self.client
+        if kind != "cluster":
+            with self._guard():
+                mode = redis_clients.server_mode(client)
+            if mode == "cluster":
+                raise ValueError(
+                    "it is a Redis Cluster node: use redis+cluster://HOST:PORT[,HOST:PORT...]"
+                )
+            if mode == "sentinel":
+                raise ValueError("it is a Sentinel: use redis+sentinel://HOST:PORT/SERVICE")
+        names = _CHECK_NAMES[:1] if self.cluster else _CHECK_NAMES
+        self._run("size", [self._key(name) for name in names], 0.0)
+        if not self.cluster:
+            with self._guard():
+                moved = redis_layout.migrate(client, self.prefix)
+            if moved:
+                log.info("store: moved %d keys to the hash-tagged layout", moved)
+        if self.replica_acks:
+            with self._guard():
+                replicas = int(client.info("replication").get("connected_slaves", 0))
+            if replicas < self.replica_acks:
+                log.warning(
+                    "%s: the master has %d replica(s) connected, fewer than replica_acks=%d: "
+                    "each write waits %d ms and asks the Sentinels",
+                    self.target.describe(),
+                    replicas,
+                    self.replica_acks,
+                    redis_clients.ACK_TIMEOUT_MS,
+                )
+
+    def _close_quietly(self) -> None:
+        with contextlib.suppress(StoreUnavailableError):
+            self.close()
 
     def close(self) -> None:
-        """Disconnect the pool (when the store made the client); later calls reconnect."""
-        if self._owns_client:
-            with self._guard():
-                self.client.close()
+        """Disconnect (when the store made the client); later calls reconnect."""
+        if not self._owns_client or self._client is None:
+            return
+        client = self._client
+        if self.cluster:
+            self._client = None  # made again on next use
+        with self._guard():
+            client.close()
+            pool = getattr(client, "connection_pool", None)
+            manager = getattr(pool, "sentinel_manager", None)
+            for sentinel in getattr(manager, "sentinels", ()):
+                sentinel.close()
 
 
 def _expiry(now: float, ttl: float | None) -> str:

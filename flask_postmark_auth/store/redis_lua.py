@@ -1,5 +1,6 @@
 """The Redis store's Lua scripts, each one atomic on the server; every script is sent with
-:data:`HELPERS` in front (see :mod:`.redis` for the layout of values and lists)."""
+:data:`HELPERS` in front (see :mod:`.redis` for the layout of values and lists). A script's
+keys are of one hash slot whenever the store runs on a Redis Cluster."""
 
 from __future__ import annotations
 
@@ -73,6 +74,11 @@ if not v then return false end
 return e or 'inf'
 """
 
+# KEYS: the value key and the list key of one name; ARGV: now (unused)
+DELETE = """
+redis.call('DEL', KEYS[1], KEYS[2])
+"""
+
 # ARGV: now, '1' when an expected value follows, expected
 POP = """
 local v = live(KEYS[1])
@@ -122,7 +128,7 @@ end
 return out
 """
 
-# KEYS: a batch from SCAN; ARGV: now
+# KEYS: a batch from SCAN (of one hash slot in a cluster); ARGV: now
 PURGE = """
 local dropped = 0
 for _, k in ipairs(KEYS) do
@@ -144,7 +150,7 @@ end
 return dropped
 """
 
-# KEYS: a batch from SCAN; ARGV: now (unused)
+# KEYS: a batch from SCAN (of one hash slot in a cluster); ARGV: now (unused)
 SIZE = """
 local n = 0
 for _, k in ipairs(KEYS) do
@@ -161,6 +167,7 @@ SCRIPTS = {
     "add": ADD,
     "get": GET,
     "ttl": TTL,
+    "delete": DELETE,
     "pop": POP,
     "hits": HITS,
     "undo_hit": UNDO_HIT,

@@ -1,23 +1,28 @@
-"""Several machines (issue 7, item 2): two instances of the example app, separate gunicorn
-processes on separate ports, sharing one Redis (each run under a prefix of its own). Whatever
-one instance writes, the other sees: codes, links, throttles, attempt counters, built-in users
-(so a ``signed_up`` flow fires once) and the dev outbox."""
+"""Several machines (issue 7, item 2; issue 12): two instances of the example app, separate
+gunicorn processes on separate ports, sharing one store (each run under a prefix of its own):
+one Redis, a three-master Redis Cluster, a Sentinel-watched master with its replica (with a
+failover mid-sign-in). Whatever one instance writes, the other sees: codes, links, throttles,
+attempt counters, built-in users (so a ``signed_up`` flow fires once) and the dev outbox.
+
+Every test runs once per backend of :data:`SHARED_BACKENDS`; another backend joins with one
+entry there (a name and what turns the pytest config into its store URI, without prefix)."""
 
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
 import requests
 
 from flask_postmark_auth.testing import FakePostmark, code_in, link_in
+from support import redis_server
 from support.processes import (
     GunicornApp,
     Visitor,
@@ -26,9 +31,17 @@ from support.processes import (
     count_mail,
     mail_to,
 )
-from support.redis_server import delete_prefix, server_url, unique_prefix
+from support.redis_server import delete_prefix, unique_prefix, with_prefix
 
 pytestmark = [pytest.mark.reliability, pytest.mark.redis]
+
+#: Backend name -> the store URI (without prefix) of the session's server of that kind,
+#: started on first use; skips, or fails under CI=true, when it cannot be had.
+SHARED_BACKENDS: dict[str, Callable[[pytest.Config], str]] = {
+    "redis": redis_server.server_url,
+    "redis-cluster": lambda config: redis_server.cluster(config).url,
+    "redis-sentinel": lambda config: redis_server.sentinel(config).url,
+}
 
 FLOWS = {
     "welcome": {
@@ -56,11 +69,16 @@ FLOWS = {
 }
 
 
+@pytest.fixture(scope="module", params=list(SHARED_BACKENDS))
+def shared_backend(request: pytest.FixtureRequest) -> str:
+    """The name of the backend both instances share (see :data:`SHARED_BACKENDS`)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def redis_url(request: pytest.FixtureRequest) -> str:
-    """The session's Redis (found on 127.0.0.1:6379 or started); skips, or fails in CI,
-    without one."""
-    return server_url(request.config)
+def store_url(request: pytest.FixtureRequest, shared_backend: str) -> str:
+    """The store URI (without prefix) of the shared backend."""
+    return SHARED_BACKENDS[shared_backend](request.config)
 
 
 @pytest.fixture(scope="module")
@@ -80,14 +98,14 @@ class Pair:
 @contextmanager
 def start_pair(
     name: str,
-    redis_url: str,
+    store_url: str,
     folder: Path,
     fake: FakePostmark,
     settings: dict[str, object],
     extra: dict[str, str] | None = None,
 ) -> Iterator[Pair]:
     prefix = unique_prefix()
-    store = f"{redis_url}?prefix={quote(prefix, safe='')}"
+    store = with_prefix(store_url, prefix)
     env = app_env(fake, {"STORE": store, "IP_REQUESTS_PER_HOUR": 100_000, **settings}, extra)
     try:
         with (
@@ -96,17 +114,20 @@ def start_pair(
         ):
             yield Pair(a, b)
     finally:
-        delete_prefix(redis_url, prefix)
+        delete_prefix(store_url, prefix)
 
 
 @pytest.fixture(scope="module")
 def pair(
-    redis_url: str, fake: FakePostmark, tmp_path_factory: pytest.TempPathFactory
+    store_url: str,
+    shared_backend: str,
+    fake: FakePostmark,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pair]:
     """Two production-like instances: mail goes to FakePostmark; sign-in flows configured."""
-    folder = tmp_path_factory.mktemp("machines")
+    folder = tmp_path_factory.mktemp(f"machines-{shared_backend}")
     with start_pair(
-        "machine", redis_url, folder, fake, {"DEV_OUTBOX": False, "FLOWS": FLOWS}
+        shared_backend, store_url, folder, fake, {"DEV_OUTBOX": False, "FLOWS": FLOWS}
     ) as both:
         yield both
 
@@ -202,7 +223,7 @@ def test_signed_up_flow_fires_once_when_one_new_address_signs_in_on_a_then_b(
 
 
 def test_signed_up_flow_fires_once_when_a_and_b_sign_the_new_address_in_at_once(
-    pair: Pair, fake: FakePostmark, report: Callable[[str], None]
+    pair: Pair, fake: FakePostmark, shared_backend: str, report: Callable[[str], None]
 ) -> None:
     rounds = 6
     for _ in range(rounds):
@@ -233,18 +254,19 @@ def test_signed_up_flow_fires_once_when_a_and_b_sign_the_new_address_in_at_once(
         assert count_mail(fake, {address}, "welcome") == 1
         assert count_mail(fake, {address}, "signed-in") == 2
     report(
-        f"several machines: {rounds} new addresses signed in on A and B at the same moment: "
+        f"several machines ({shared_backend}): {rounds} new addresses signed in on A and B "
+        "at the same moment: "
         "one welcome (signed_up) email each, two signed_in emails each"
     )
 
 
 def test_the_dev_outbox_shows_a_message_once(
-    redis_url: str, fake: FakePostmark, tmp_path: Path
+    store_url: str, fake: FakePostmark, tmp_path: Path
 ) -> None:
     """Both instances in debug mode (FLASK_DEBUG=1, the only way to be allowed the outbox
     outside testing) record mail in the shared store instead of sending it."""
     settings: dict[str, object] = {"DEV_OUTBOX": True}
-    with start_pair("outbox", redis_url, tmp_path, fake, settings, {"FLASK_DEBUG": "1"}) as pair:
+    with start_pair("outbox", store_url, tmp_path, fake, settings, {"FLASK_DEBUG": "1"}) as pair:
         a_code, b_link = new_address("outbox-code"), new_address("outbox-link")
         before = len(fake.messages)
         with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
@@ -263,3 +285,42 @@ def test_the_dev_outbox_shows_a_message_once(
             assert on_b.post("/auth/dev/outbox/clear").json() == {"status": "cleared"}
             assert on_a.get("/auth/dev/outbox").json() == {"messages": []}
         assert len(fake.messages) == before  # nothing went to "Postmark"
+
+
+def post_until_answered(visitor: Visitor, path: str, body: dict[str, Any]) -> requests.Response:
+    """POST until the answer is not 503 ``store_unavailable`` (a failover settling), for at
+    most 20 s."""
+    deadline = time.monotonic() + 20
+    while True:
+        answer = visitor.post(path, body)
+        if answer.status_code != 503 or time.monotonic() > deadline:
+            return answer
+        assert answer.json()["error"] == "store_unavailable"
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize("shared_backend", ["redis-sentinel"], indirect=True)
+def test_a_sign_in_asked_on_a_before_a_failover_finishes_on_b_after_it_once(
+    pair: Pair, fake: FakePostmark, request: pytest.FixtureRequest
+) -> None:
+    """A code and a link asked on A, then the replica promoted: B (whose connections went to
+    the old master) signs in with them on the new master, and neither works a second time."""
+    sentinel = redis_server.sentinel(request.config)
+    by_code, by_link = new_address("failover-code"), new_address("failover-link")
+    with Visitor(pair.a.url) as on_a, Visitor(pair.b.url) as on_b:
+        for visitor in (on_a, on_b):  # both instances hold connections to the master
+            assert visitor.post("/auth/otp", {"email": new_address("warm")}).status_code == 202
+        assert on_a.post("/auth/otp", {"email": by_code}).status_code == 202
+        assert on_a.post("/auth/magic-link", {"email": by_link}).status_code == 202
+        code = code_in(mail_to(fake, by_code, "otp"))
+        link = link_in(mail_to(fake, by_link, "magic-link"))
+        old = sentinel.master_port()
+        assert sentinel.failover() != old
+        signed_in = post_until_answered(on_b, "/auth/otp/verify", {"email": by_code, "code": code})
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["user"]["email"] == by_code
+        assert post_until_answered(on_b, link, {}).status_code == 200
+        again = post_until_answered(on_a, "/auth/otp/verify", {"email": by_code, "code": code})
+        assert again.status_code == 400
+        assert post_until_answered(on_a, link, {}).json()["error"] == "invalid_link"
+    sentinel.wait_ready()

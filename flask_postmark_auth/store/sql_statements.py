@@ -1,0 +1,99 @@
+"""Every statement of the SQL store, built once per store with bound parameters, so SQLAlchemy
+compiles each once and caches it (a statement built per call, or a multi-row VALUES, is
+compiled again on every call: most of the store's CPU time).
+
+Parameters: ``k`` a stored name (:func:`.sql_schema.encode_name`), ``v`` a value's bytes,
+``exp`` an expiry (or ``None``), ``now`` the store's clock, ``want`` an expected value,
+``item`` and ``low`` list item numbers, ``names`` several stored names.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import mysql, postgresql, sqlite
+
+
+def insert(family: str, table: sa.Table) -> Any:
+    """The dialect's INSERT, which has the dialect's UPSERT clause."""
+    if family == "postgresql":
+        return postgresql.insert(table)
+    if family == "mysql":
+        return mysql.insert(table)
+    return sqlite.insert(table)
+
+
+class Statements:
+    """The statements of a store on ``table`` in a database of ``family``."""
+
+    def __init__(self, family: str, table: sa.Table) -> None:
+        c = table.c
+        k = sa.bindparam("k", type_=c.name.type)
+        v = sa.bindparam("v", type_=c.value.type)
+        exp = sa.bindparam("exp", type_=sa.Double)
+        now = sa.bindparam("now", type_=sa.Double)
+        live = sa.or_(c.expires.is_(None), c.expires > now)
+        expired = sa.and_(c.expires.is_not(None), c.expires <= now)
+        over = sa.or_(c.expires.is_(None), c.expires <= now)  # a counter's window has ended
+        value = sa.and_(c.name == k, c.item == 0)
+        items = sa.and_(c.name == k, c.item > 0)
+        mysql_family = family == "mysql"
+
+        def upsert(
+            counter: Any, changes: list[tuple[str, Any]], where: Any = None, **values: Any
+        ) -> Any:
+            """INSERT a value row; when there is one, SET ``changes`` instead, in that order
+            (MySQL assigns left to right, each seeing the ones before), and (not on MySQL,
+            whose ON DUPLICATE KEY UPDATE has none) only ``where`` that holds."""
+            stmt = insert(family, table).values(name=k, item=0, counter=counter, **values)
+            if mysql_family:
+                return stmt.on_duplicate_key_update(changes)
+            target = [c.name, c.item]
+            return stmt.on_conflict_do_update(
+                index_elements=target, set_=dict(changes), where=where
+            )
+
+        new = {"value": v, "counter": None, "expires": exp}
+        replace = list(new.items())
+        self.get = sa.select(c.value, c.counter, c.expires).where(value, live)
+        self.set = upsert(None, replace, value=v, expires=exp)
+        #: PostgreSQL, SQLite: one UPSERT that replaces only an expired row, RETURNING a row
+        #: when it stored. MySQL: INSERT, else :attr:`replace_expired`.
+        add = upsert(None, replace, expired, value=v, expires=exp)
+        self.add = None if mysql_family else add.returning(c.item)
+        self.insert = sa.insert(table).values(name=k, item=0, counter=None, value=v, expires=exp)
+        self.replace_expired = sa.update(table).where(value, expired).values(new)
+        self.delete = sa.delete(table).where(c.name == k)
+        self.delete_value = sa.delete(table).where(value)
+        matches = sa.and_(value, live, c.value == sa.bindparam("want", type_=c.value.type))
+        matches = sa.and_(matches, c.counter.is_(None))
+        #: pop: DELETE ... RETURNING, or (no RETURNING) a row lock, then :attr:`delete_value`.
+        self.pop = sa.delete(table).where(value, live).returning(c.value, c.counter)
+        self.pop_expected = sa.delete(table).where(matches).returning(c.value, c.counter)
+        self.lock = sa.select(c.value, c.counter).where(value, live).with_for_update()
+        self.lock_expected = sa.select(c.value, c.counter).where(matches).with_for_update()
+        count = sa.case((over, 1), else_=sa.func.coalesce(c.counter, 0) + 1)
+        changes = [
+            ("counter", count),
+            ("value", b""),
+            ("expires", sa.case((over, exp), else_=c.expires)),
+        ]
+        hit = upsert(1, changes, value=b"", expires=exp)
+        #: One row of hits; MySQL reads the counts back with :attr:`counts`.
+        self.hit = hit if mysql_family else hit.returning(c.name, c.counter, c.expires)
+        names = sa.bindparam("names", expanding=True, type_=c.name.type)
+        self.counts = sa.select(c.name, c.counter, c.expires).where(c.name.in_(names), c.item == 0)
+        lower = sa.case((sa.func.coalesce(c.counter, 0) > 0, c.counter - 1), else_=0)
+        self.undo_hit = sa.update(table).where(value, live).values(counter=lower)
+        self.drop_expired_items = sa.delete(table).where(items, expired)
+        self.top_item = sa.select(sa.func.max(c.item)).where(items)
+        item = sa.bindparam("item", type_=sa.BigInteger)
+        self.insert_item = sa.insert(table).values(
+            name=k, item=item, value=v, counter=None, expires=exp
+        )
+        self.touch_items = sa.update(table).where(items).values(expires=exp)
+        self.trim_items = sa.delete(table).where(items, c.item <= sa.bindparam("low"))
+        self.items = sa.select(c.value).where(items, live).order_by(c.item.desc())
+        self.purge = sa.delete(table).where(expired)
+        self.size = sa.select(sa.func.count()).select_from(table)
