@@ -24,6 +24,7 @@ from .errors import (
     ServerError,
     TransportError,
 )
+from .jobs import SendJob
 
 if TYPE_CHECKING:
     from .extension import PostmarkAuth
@@ -48,6 +49,7 @@ __all__ = [
     "PostmarkConnector",
     "PostmarkError",
     "RateLimitedError",
+    "SendJob",
     "SendResult",
     "SenderNotConfirmedError",
     "ServerError",

@@ -1,16 +1,17 @@
 """How sends leave the request: inline, on a bounded thread pool, or through the app's own
-task queue. A send is a :class:`SendJob`, plain data that a queue can carry; the
-:class:`Dispatcher` hands it to ``DELIVERY`` and carries it out."""
+task queue. A send is a :class:`SendJob` (:mod:`.jobs`), plain data that a queue can carry;
+the :class:`Dispatcher` hands it to ``DELIVERY`` and carries it out."""
 
 from __future__ import annotations
 
 import atexit
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from flask import Flask
@@ -18,9 +19,10 @@ from flask import Flask
 from . import signals
 from .addresses import mask_email, scrub_addresses
 from .connector import PostmarkConnector, SendResult
-from .errors import DeliveryFailedError, MessageValidationError, PostmarkError
+from .errors import DeliveryFailedError, MessageValidationError, PostmarkError, SignInError
+from .jobs import SendJob
 from .mail import MAGIC_LINK, OTP, TAGS, SignInMail
-from .store import Store
+from .store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
 #: Where sends are logged, as the rest of sign-in is.
@@ -31,38 +33,12 @@ BACKGROUND_WORKERS = 4
 #: Jobs waiting in the background pool before a new job is sent inline instead.
 BACKGROUND_QUEUE = 1000
 
-
-@dataclass(frozen=True)
-class SendJob:
-    """One message to send: the connector's name, the keyword arguments of ``send`` (or of
-    ``send_template`` when ``template`` is among them), and what to undo if the service
-    fails. ``to_dict``/``from_dict`` make it a JSON-safe payload for Celery or RQ."""
-
-    connector: str
-    purpose: str
-    recipient: str
-    message: dict[str, Any]
-    release_delete: tuple[str, ...] = ()
-    release_unhit: tuple[str, ...] = ()
-    context: dict[str, Any] = field(default_factory=dict)
-
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> SendJob:
-        return cls(
-            connector=data["connector"],
-            purpose=data["purpose"],
-            recipient=data["recipient"],
-            message=dict(data["message"]),
-            release_delete=tuple(data.get("release_delete", ())),
-            release_unhit=tuple(data.get("release_unhit", ())),
-            context=dict(data.get("context", {})),
-        )
+__all__ = ["BACKGROUND_QUEUE", "BACKGROUND_WORKERS", "BackgroundPool", "Dispatcher", "SendJob"]
 
 
 Runner = Callable[[SendJob], object]
+
+_CREDENTIALS = re.compile(r"(\w+://)[^/@\s]*@")
 
 
 class BackgroundPool:
@@ -167,21 +143,45 @@ class Dispatcher:
         self.mail = mail
         self._may_send = may_send
         self._background = background
+        # A ready task-queue delivery (flask_postmark_auth.tasks) learns its app here, so a
+        # worker process that built the app finds it.
+        bind = getattr(mode, "init_app", None)
+        if callable(bind):
+            bind(app)
 
     def deliver(self, job: SendJob) -> SendResult | None:
         """Hand ``job`` to ``DELIVERY``: sent inline (its result returned), queued on the
-        background pool, or passed to the app's callable (``None``)."""
+        background pool, or passed to the app's callable (``None``). A callable that fails
+        (a task queue whose broker is down) gives back what the job used and raises
+        :class:`DeliveryFailedError`, as a failed sync send does."""
         if self.mode == "background" and self._background is not None:
             self._background.submit(self.app, self.run_job, job)
         elif callable(self.mode):
             try:
                 self.mode(job)
+            except (SignInError, StoreUnavailableError):
+                self.give_back(job.release_delete, job.release_unhit)
+                raise
+            except Exception as exc:
+                # The queue refused the job (its broker is down, say): every address is
+                # queued alike, so this answers 503 for all and gives back what it used.
+                self.give_back(job.release_delete, job.release_unhit)
+                self._queue_failed(job, exc)
+                raise DeliveryFailedError() from exc
             except BaseException:
                 self.give_back(job.release_delete, job.release_unhit)
                 raise
         else:
             return self.run_job(job)
         return None
+
+    def _queue_failed(self, job: SendJob, exc: Exception) -> None:
+        signals.delivery_failed.send(self.app, email=job.recipient, error=exc, purpose=job.purpose)
+        # A broker's error may name its URL: no credentials, no addresses in the log.
+        reason = scrub_addresses(_CREDENTIALS.sub(r"\1***@", str(exc)))
+        sign_in_log.error(
+            "DELIVERY could not queue the %s send: %s: %s", job.purpose, type(exc).__name__, reason
+        )
 
     def run_job(self, job: SendJob) -> SendResult | None:
         """Carry out ``job``: for sign-in mail, look the address up, decide whether it gets

@@ -22,7 +22,12 @@ from . import signals
 from .addresses import normalize_email, scrub_addresses
 from .connector import SendResult
 from .delivery import SendJob
-from .errors import InvalidEmailError, MessageValidationError, PostmarkError
+from .errors import (
+    DeliveryFailedError,
+    InvalidEmailError,
+    MessageValidationError,
+    PostmarkError,
+)
 from .settings import Settings, key
 from .store import Store
 from .throttles import HOUR, ceil_seconds, ip_bucket, mailbox_key
@@ -257,7 +262,8 @@ def _send_one(step: RenderedStep, send: Sender) -> StepOutcome:
         message_id = send(step)
     except StepRateLimitedError as exc:
         return StepOutcome(step.index, "rate_limited", to=step.to, retry_after=exc.retry_after)
-    except (PostmarkError, MessageValidationError) as exc:
+    except (PostmarkError, MessageValidationError, DeliveryFailedError) as exc:
+        # DeliveryFailedError: a task queue's broker refused the step.
         return StepOutcome(step.index, "failed", to=step.to, error=exc)
     status = "sent" if message_id else "queued"
     return StepOutcome(step.index, status, to=step.to, message_id=message_id)

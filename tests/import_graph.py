@@ -20,8 +20,8 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: Layer of each module (dotted, without the package prefix), highest first; a trailing
 #: ``.*`` covers a subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
-    ("entry", {"__init__", "extension", "cli", "pytest_plugin", "testing.*"}),
-    ("http", {"views", "outbox_views", "edge"}),
+    ("entry", {"__init__", "extension", "cli", "pytest_plugin", "tasks", "testing.*"}),
+    ("http", {"views", "outbox_views", "edge", "pages"}),
     ("service", {"service", "checklist", "outbox"}),
     (
         "domain",
@@ -29,6 +29,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "flows",
             "flow_config",
             "delivery",
+            "jobs",
             "mail",
             "users",
             "tokens",
