@@ -68,6 +68,7 @@ _STRING_KEYS = frozenset(
         "POSTMARK_AUTH_OTP_CONNECTOR",
         "POSTMARK_AUTH_MAGIC_LINK_CONNECTOR",
         "POSTMARK_AUTH_DELIVERY",
+        "POSTMARK_AUTH_BASE_TEMPLATE",
     }
 )
 #: Longest contact message the demo accepts (it is echoed into an email).
@@ -101,6 +102,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config["SECRET_KEY"] = os.environ.get("SECRET_KEY") or secrets.token_hex(32)
     app.config.update(env_config(os.environ))
     app.config.setdefault("POSTMARK_AUTH_FLOWS", FLOWS)
+    # The sign-in pages extend the demo's own layout, so its header and nav stay on them.
+    app.config.setdefault("POSTMARK_AUTH_BASE_TEMPLATE", "layout.html")
     app.config.update(config or {})
     if not app.config.get("POSTMARK_AUTH_SERVER_TOKEN"):
         use_fake_postmark(app)

@@ -105,7 +105,12 @@ class PostmarkAuth:
             )
 
         from .edge import limit_body
+        from .pages import unauthorized_handler
         from .views import bp
+
+        manager = app.login_manager if hasattr(app, "login_manager") else None
+        if manager is not None and manager.unauthorized_callback is None:
+            manager.unauthorized_callback = unauthorized_handler(manager)  # JSON: 401 JSON
 
         app.register_blueprint(bp, url_prefix=settings.url_prefix)
         if outbox is not None:

@@ -3,10 +3,36 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from .messages import BATCH_PATHS, accepted_answers, request_messages
 from .store import Store
+
+#: A line of an email's text that is only a code (digits, maybe grouped by spaces).
+_CODE_LINE = re.compile(r"^[ \t]*(\d(?:[ \d]{2,14})\d)[ \t]*$", re.MULTILINE)
+_URL = re.compile(r"https?://[^\s<>\"']+")
+#: Keys of a Postmark template model that carry the code and the link.
+_MODEL_CODE = ("code",)
+_MODEL_LINK = ("link", "action_url")
+
+
+def found_secrets(message: dict[str, Any]) -> dict[str, str | None]:
+    """The ``code`` and ``link`` of a recorded message (``None`` when it has none): from its
+    template model, else from its text part (a code email's line of digits, a link
+    email's URL)."""
+    found = message.get("model")
+    model: dict[str, Any] = found if isinstance(found, dict) else {}
+    text = str(message.get("text") or "")
+    code = next((str(model[k]) for k in _MODEL_CODE if model.get(k)), None)
+    link = next((str(model[k]) for k in _MODEL_LINK if model.get(k)), None)
+    if code is None and message.get("tag") == "otp":
+        match = _CODE_LINE.search(text)
+        code = match.group(1).replace(" ", "") if match else None
+    if link is None and message.get("tag") == "magic-link":
+        found = _URL.search(text)
+        link = found.group(0) if found else None
+    return {"code": code, "link": link}
 
 
 class DevOutbox:

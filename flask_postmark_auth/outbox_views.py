@@ -15,18 +15,11 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .edge import no_store, protect, wants_json
 from .errors import SignInError
-from .outbox import DevOutbox
+from .outbox import DevOutbox, found_secrets
+from .pages import app_csrf_failed, not_found, page, sign_in_error, store_down
 from .state import state
 from .store import StoreUnavailableError
-from .views import (
-    app_csrf_failed,
-    not_found,
-    page,
-    see_other,
-    sign_in_error,
-    store_down,
-    template_globals,
-)
+from .views import see_other, template_globals
 
 # The sign-in blueprint's protections, for these pages too: they show codes and links.
 outbox_bp = Blueprint("postmark_auth_outbox", __name__)
@@ -79,15 +72,19 @@ def dev_outbox() -> DevOutbox:
 
 @outbox_bp.get("/dev/outbox")
 def outbox() -> BaseResponse:
-    messages = [json.loads(item) for item in dev_outbox().messages()]
+    """Newest first; ``?to=`` keeps the messages whose recipients contain it."""
+    wanted = request.args.get("to", "").strip()
+    messages = []
+    for item in dev_outbox().messages():
+        message = json.loads(item)
+        if wanted.lower() in str(message.get("to") or "").lower():
+            messages.append({**message, **found_secrets(message)})
     if wants_json():
         return jsonify(messages=messages)
     for message in messages:  # "2026-11-24T05:56:21.613609+00:00" -> "2026-11-24 05:56:21 UTC"
         created = str(message.get("created") or "")
-        message["created"] = (
-            f"{created[:10]} {created[11:19]} UTC" if len(created) >= 19 else created
-        )
-    return page("outbox.html", messages=messages, linkify=linkify)
+        message["time"] = f"{created[:10]} {created[11:19]} UTC" if len(created) >= 19 else created
+    return page("outbox.html", messages=messages, linkify=linkify, to=wanted)
 
 
 @outbox_bp.post("/dev/outbox/clear")

@@ -26,7 +26,7 @@ from .settings import Settings
 from .site import Origin, Site
 from .store import Store
 from .throttles import DAY, Throttles, ceil_seconds
-from .tokens import LinkSigner, code_hash, code_matches, new_code, new_nonce
+from .tokens import LinkSigner, code_digits, code_hash, code_matches, new_code, new_nonce
 from .users import AddressMismatchError, EmailUser, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
@@ -200,7 +200,8 @@ class SignInService:
     def verify_code(
         self, email: object, code: object, next_url: object, origin: Origin, login: Login
     ) -> SignedIn:
-        """Sign in with a code (``login`` starts the session; see :meth:`_finish`): each
+        """Sign in with a code (``login`` starts the session; see :meth:`_finish`), read as
+        :func:`.tokens.code_digits` reads it (input of another shape uses no attempt): each
         guess uses an attempt before it is compared, so
         concurrent guesses cannot exceed ``OTP_MAX_ATTEMPTS``; a right code is consumed
         with compare-and-delete, so it works exactly once. Guesses at one address also
@@ -215,11 +216,18 @@ class SignInService:
         record = json.loads(raw)
         limit = self.settings.otp_max_attempts
         budget = GUESS_BUDGET_CODES * limit
+        tries_key = f"otp-tries:{address}:{record['id']}"
+        guesses_key = f"otp-guesses:{address}"
+        digits = code_digits(code, self.settings.otp_length)
+        if digits is None:  # not a code at all (a typo, not a guess): no attempt is used
+            self.throttles.count(origin.ip)
+            tries = int(self.store.get(tries_key) or 0)
+            self._failed(address, OTP, "not a code")
+            message = f"Enter the {self.settings.otp_length}-digit code from the email."
+            raise InvalidCodeError(message, attempts_left=max(0, limit - tries))
         # Each guess is counted before it is compared. The counter, not deleting the record,
         # is what voids the code: a guess still in flight from within the limit must not
         # lose to a later one that went over it.
-        tries_key = f"otp-tries:{address}:{record['id']}"
-        guesses_key = f"otp-guesses:{address}"
         tries, today = self.throttles.count(
             origin.ip, (tries_key, self.settings.otp_ttl, None), (guesses_key, DAY, None)
         )
@@ -228,14 +236,7 @@ class SignInService:
                 self._pause_codes(address, key)
             self._failed(address, OTP, "too many attempts")
             raise InvalidCodeError(attempts_left=0)
-        good = (
-            isinstance(code, str)
-            and len(code) == self.settings.otp_length
-            and code.isascii()
-            and code.isdigit()
-            and code_matches(self._secret_keys(), address, code, record["hash"])
-        )
-        if not good:
+        if not code_matches(self._secret_keys(), address, digits, record["hash"]):
             if today == budget:
                 self._pause_codes(address, key)
             self._failed(address, OTP, "wrong code")

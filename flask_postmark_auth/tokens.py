@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
+import unicodedata
 from collections.abc import Sequence
 from functools import lru_cache
 
@@ -22,6 +24,23 @@ CODE_KEY_CONTEXT = b"flask-postmark-auth.otp"
 def new_code(length: int) -> str:
     """A uniformly random code of ``length`` digits, from :mod:`secrets`."""
     return f"{secrets.randbelow(10**length):0{length}d}"
+
+
+#: What a pasted code may carry besides its digits: spaces, hyphens (and dashes) and dots.
+_CODE_FILLER = re.compile(r"[\s\-\u2010-\u2015\u2212.\u00b7\u2022]+")
+#: Longer input is not a code however it is spaced (and is not normalized at all).
+_CODE_MAX_INPUT = 64
+
+
+def code_digits(code: object, length: int) -> str | None:
+    """The ``length`` ASCII digits of a typed or pasted code (``"123 456"``, ``"123-456"``,
+    ``" 123456 "``, full-width digits: NFKC, then spaces, hyphens and dots dropped), or
+    ``None`` when the input is not a code of that shape."""
+    if not isinstance(code, str) or len(code) > _CODE_MAX_INPUT:
+        return None
+    digits = _CODE_FILLER.sub("", unicodedata.normalize("NFKC", code))
+    ok = len(digits) == length and digits.isascii() and digits.isdigit()
+    return digits if ok else None
 
 
 def new_nonce() -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import (
     Blueprint,
@@ -12,9 +11,7 @@ from flask import (
     current_app,
     g,
     jsonify,
-    make_response,
     redirect,
-    render_template,
     request,
     session,
     url_for,
@@ -26,32 +23,35 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .addresses import normalize_email
 from .edge import form, no_store, origin, protect, text, truthy, wants_json
-from .errors import (
-    ConfigurationError,
-    CSRFFailedError,
-    InvalidEmailError,
-    RequestTooLargeError,
-    SignInError,
-    StoreDownError,
+from .errors import ConfigurationError, InvalidEmailError, SignInError
+from .pages import (
+    app_csrf_failed,
+    error_page,
+    login_error_page,
+    not_found,
+    page,
+    routing_error,
+    sign_in_error,
+    store_down,
+    too_large,
 )
 from .service import SignedIn
 from .state import state
 from .store import StoreUnavailableError
 from .users import EmailUser, public_id
 
-log = logging.getLogger("flask_postmark_auth")
-
 bp = Blueprint("postmark_auth", __name__, template_folder="templates")
 bp.before_request(protect)
 bp.after_request(no_store)
+bp.before_app_request(routing_error)
+bp.register_error_handler(CSRFError, app_csrf_failed)
+bp.register_error_handler(SignInError, sign_in_error)
+bp.register_error_handler(RequestEntityTooLarge, too_large)
+bp.register_error_handler(NotFound, not_found)
+bp.register_error_handler(StoreUnavailableError, store_down)
 _EMAIL_SESSION_KEY = "_postmark_auth_email"
-
-
-def page(template: str, status: int = 200, **context: Any) -> BaseResponse:
-    st = state()
-    outbox = url_for("postmark_auth_outbox.outbox") if st.outbox is not None else None
-    html = render_template(f"postmark_auth/{template}", dev_outbox_url=outbox, **context)
-    return make_response(html, status)
+#: When this browser last asked for a code (store clock), for the resend countdown.
+_SENT_SESSION_KEY = "_postmark_auth_code_sent"
 
 
 def see_other(location: str) -> BaseResponse:
@@ -64,107 +64,58 @@ def template_globals() -> dict[str, Any]:
     return {"csrf_token": generate_csrf}
 
 
-@bp.errorhandler(CSRFError)
-def app_csrf_failed(exc: CSRFError) -> BaseResponse:
-    return answer_error(CSRFFailedError())
-
-
-@bp.errorhandler(SignInError)
-def sign_in_error(exc: SignInError) -> BaseResponse:
-    return answer_error(exc)
-
-
-@bp.errorhandler(RequestEntityTooLarge)
-def too_large(exc: RequestEntityTooLarge) -> BaseResponse:
-    return answer_error(RequestTooLargeError())
-
-
-@bp.errorhandler(NotFound)
-def not_found(exc: NotFound) -> BaseResponse:
-    """JSON clients get JSON for a switched-off method or the outbox when it is off."""
-    if wants_json():
-        response = jsonify(error="not_found", message="Not found.")
-        response.status_code = 404
-        return response
-    return exc.get_response()
-
-
-@bp.errorhandler(StoreUnavailableError)
-def store_down(exc: StoreUnavailableError) -> BaseResponse:
-    log.error("sign-in store unavailable: %s", exc)
-    return answer_error(StoreDownError())
-
-
-def answer_error(exc: SignInError) -> BaseResponse:
-    """The error as JSON, or its form re-rendered with the message, with its status."""
-    status = exc.code or 400
-    extra = exc.extra
-    response: BaseResponse
-    if wants_json():
-        body: dict[str, object] = {"error": exc.error, "message": exc.message}
-        body.update({k: v for k, v in extra.items() if k != "retry_after"})
-        response = jsonify(body)
-        response.status_code = status
-    else:
-        response = render_error_page(exc.error, exc.message, status, extra)
-    if "retry_after" in extra:
-        response.headers["Retry-After"] = str(extra["retry_after"])
-    return response
-
-
-#: A view's error page: what to show, in place of the view's own page, for an error it
-#: raised (given the error's name, message, status and extra fields, and the posted form).
-ErrorPage = Callable[[str, str, int, dict[str, object], dict[str, Any]], BaseResponse]
-_error_pages: dict[str, ErrorPage] = {}
-
-ViewT = TypeVar("ViewT", bound=Callable[..., BaseResponse])
-
-
-def error_page(render: ErrorPage) -> Callable[[ViewT], ViewT]:
-    """Declare the page a view shows for its errors (by default, the sign-in form)."""
-
-    def declare(view: ViewT) -> ViewT:
-        _error_pages[view.__name__] = render
-        return view
-
-    return declare
-
-
-def render_error_page(
-    code: str, message: str, status: int, extra: dict[str, object]
-) -> BaseResponse:
-    data = form() if request.method == "POST" and code != "request_too_large" else {}
-    view = (request.endpoint or "").rpartition(".")[2] if request.blueprint == bp.name else ""
-    render = _error_pages.get(view, login_error_page)
-    return render(code, message, status, extra, data)
-
-
-def login_error_page(
-    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
-) -> BaseResponse:
-    """The sign-in form again, with what was typed and the message."""
-    return page(
-        "login.html",
-        status,
-        methods=state().settings.methods,
-        email=text(data, "email"),
-        next=text(data, "next") or request.args.get("next", ""),
-        error=message,
-    )
-
-
 def code_error_page(
     code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
 ) -> BaseResponse:
-    """The code form again, with the attempts left."""
+    """The code form again, with the attempts left; with none left, only the button that
+    sends a new code."""
+    left = extra.get("attempts_left")
+    return code_page(text(data, "email"), text(data, "next"), message, left, status)
+
+
+def resend_error_page(
+    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
+) -> BaseResponse:
+    """Asking for a code: the sign-in form again; from the code page's "Send a new code",
+    the code page again, its button counting down the wait."""
+    if not data.get("resend"):
+        return login_error_page(code, message, status, extra, data)
+    wait = extra.get("retry_after")
+    left = 0 if data.get("resend") == "expired" else None
+    return code_page(
+        text(data, "email"),
+        text(data, "next"),
+        message,
+        left,
+        status,
+        wait=wait if isinstance(wait, int) else 0,
+    )
+
+
+def code_page(
+    email: str,
+    next_url: str,
+    error: str | None,
+    attempts_left: object,
+    status: int = 200,
+    wait: int | None = None,
+) -> BaseResponse:
+    """The code page. ``wait``: seconds until a new code may be sent (by default, what is
+    left of ``RESEND_INTERVAL`` since this browser last asked)."""
+    st = state()
+    if wait is None:
+        sent = session.get(_SENT_SESSION_KEY)
+        left = st.settings.resend_interval - (st.store.clock() - sent) if sent else 0
+        wait = max(0, -int(-left // 1)) if isinstance(left, int | float) else 0
     return page(
         "verify.html",
         status,
-        email=text(data, "email"),
-        next=text(data, "next"),
-        error=message,
-        attempts_left=extra.get("attempts_left"),
-        otp_length=state().settings.otp_length,
+        email=email,
+        next=next_url,
+        error=error,
+        attempts_left=attempts_left,
+        otp_length=st.settings.otp_length,
+        resend_wait=wait,
     )
 
 
@@ -288,6 +239,7 @@ def login() -> BaseResponse:
 
 
 @bp.post("/otp")
+@error_page(resend_error_page)
 def request_code() -> BaseResponse:
     require("otp")
     data = form()
@@ -297,6 +249,7 @@ def request_code() -> BaseResponse:
         response.status_code = 202
         return response
     session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
+    session[_SENT_SESSION_KEY] = state().store.clock()
     target = state().service.site.safe_next(data.get("next"), origin())
     return see_other(url_for(".verify_code", next=target))
 
@@ -306,14 +259,8 @@ def request_code() -> BaseResponse:
 def verify_code() -> BaseResponse:
     require("otp")
     if request.method == "GET":
-        return page(
-            "verify.html",
-            email=session.get(_EMAIL_SESSION_KEY, ""),
-            next=request.args.get("next", ""),
-            error=None,
-            attempts_left=None,
-            otp_length=state().settings.otp_length,
-        )
+        email = session.get(_EMAIL_SESSION_KEY, "")
+        return code_page(email, request.args.get("next", ""), None, None)
     data = form()
     result = state().service.verify_code(
         data.get("email"),

@@ -17,7 +17,6 @@ from .harness import (
     LiveServer,
     app_config,
     browser_unavailable,
-    code_in,
     enter_code,
     launch_options,
 )
@@ -50,26 +49,55 @@ def main(output: Path = OUTPUT) -> list[Path]:
             page.screenshot(path=path, animations="disabled", caret="hide")
             saved.append(path)
 
-        # 1. The extension's sign-in page.
+        # 1. The extension's sign-in page, inside the demo's own layout.
         page.goto("/auth/login")
         page.get_by_label("Email address").fill(EMAIL)
         page.get_by_label("Email address").blur()
         shot("sign-in.png")
 
-        # 2. The code email, as the dev outbox shows it.
+        # 2. The dev outbox: a compact list (two link emails, then Ada's code).
+        for other in ("grace@example.com", "alan@example.com"):
+            page.goto("/auth/login")
+            page.get_by_label("Email address").fill(other)
+            page.get_by_role("button", name="Email me a sign-in link").click()
+            expect(page.get_by_role("heading", name="Check your email")).to_be_visible()
+        page.goto("/auth/login")
+        page.get_by_label("Email address").fill(EMAIL)
         page.get_by_role("button", name="Email me a code").click()
         expect(page.get_by_role("heading", name="Enter your code")).to_be_visible()
-        page.get_by_role("link", name="Open the dev outbox").click()
-        message = page.locator("article.message").first
-        code = code_in(message.locator("pre").first.inner_text())
+        page.goto("/auth/dev/outbox")
+        message = page.locator("li.message").filter(has_text=EMAIL).first
+        code = message.locator("code.otp").inner_text()
+        shot("dev-outbox.png")
+
+        # 3. The code email itself, opened from the list.
+        message.get_by_text("Show the message").click()
         iframe = message.locator("iframe")
         iframe.scroll_into_view_if_needed()
         expect(iframe.content_frame.get_by_text(code, exact=True)).to_be_visible()
-        message.evaluate("el => el.scrollIntoView({block: 'start'})")
+        iframe.evaluate("el => window.scrollTo(0, el.getBoundingClientRect().top + scrollY - 90)")
         shot("dev-outbox-code-email.png")
 
-        # 3. The connector's Test Results panel, signed in.
-        page.go_back()
+        # 4. The code page on a phone (390 px), a pasted "123 456" tidied to its digits.
+        phone = browser.new_context(
+            base_url=live.url,
+            viewport={"width": 390, "height": 760},
+            color_scheme="light",
+            device_scale_factor=1,
+            storage_state=context.storage_state(),
+        )
+        mobile = phone.new_page()
+        mobile.goto("/auth/otp/verify")
+        mobile.get_by_label("Sign-in code").focus()
+        mobile.keyboard.insert_text(f"{code[:3]} {code[3:]}")
+        mobile.get_by_label("Sign-in code").blur()
+        path = output / "code-page-mobile.png"
+        mobile.screenshot(path=path, animations="disabled", caret="hide")
+        saved.append(path)
+        phone.close()
+
+        # 5. The connector's Test Results panel, signed in.
+        page.goto("/auth/otp/verify")
         enter_code(page, code)
         expect(page.get_by_text(f"Signed in as {EMAIL}")).to_be_visible()
         page.goto("/connector")
