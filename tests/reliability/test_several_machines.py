@@ -1,7 +1,7 @@
 """Several machines (issue 7, item 2; issue 12): two instances of the example app, separate
-gunicorn processes on separate ports, sharing one store (each run under a prefix of its own):
-one Redis, a three-master Redis Cluster, a Sentinel-watched master with its replica (with a
-failover mid-sign-in). Whatever one instance writes, the other sees: codes, links, throttles,
+gunicorn processes on separate ports, sharing one store (each run under a key prefix or a
+table of its own): one Redis, a three-master Redis Cluster, a Sentinel-watched master with
+its replica (with a failover mid-sign-in), PostgreSQL and MariaDB. Whatever one instance writes, the other sees: codes, links, throttles,
 attempt counters, built-in users (so a ``signed_up`` flow fires once) and the dev outbox.
 
 Every test runs once per backend of :data:`SHARED_BACKENDS`; another backend joins with one
@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from flask_postmark_auth.testing import FakePostmark, code_in, link_in
-from support import redis_server
+from support import redis_server, sql_servers
 from support.processes import (
     GunicornApp,
     Visitor,
@@ -41,7 +41,27 @@ SHARED_BACKENDS: dict[str, Callable[[pytest.Config], str]] = {
     "redis": redis_server.server_url,
     "redis-cluster": lambda config: redis_server.cluster(config).url,
     "redis-sentinel": lambda config: redis_server.sentinel(config).url,
+    "postgresql": lambda config: sql_servers.server_uri(config, "postgresql"),
+    "mariadb": lambda config: sql_servers.server_uri(config, "mariadb"),
 }
+
+
+@contextmanager
+def own_part(store_url: str) -> Iterator[str]:
+    """``store_url`` with a key prefix (Redis) or a table (SQL) of its own, emptied after."""
+    if store_url.split(":", 1)[0].split("+", 1)[0] in ("postgresql", "mysql", "mariadb"):
+        table = sql_servers.unique_table()
+        try:
+            yield sql_servers.with_table(store_url, table)
+        finally:
+            sql_servers.drop_tables(store_url, table)
+        return
+    prefix = unique_prefix()
+    try:
+        yield with_prefix(store_url, prefix)
+    finally:
+        delete_prefix(store_url, prefix)
+
 
 FLOWS = {
     "welcome": {
@@ -104,17 +124,13 @@ def start_pair(
     settings: dict[str, object],
     extra: dict[str, str] | None = None,
 ) -> Iterator[Pair]:
-    prefix = unique_prefix()
-    store = with_prefix(store_url, prefix)
-    env = app_env(fake, {"STORE": store, "IP_REQUESTS_PER_HOUR": 100_000, **settings}, extra)
-    try:
+    with own_part(store_url) as store:
+        env = app_env(fake, {"STORE": store, "IP_REQUESTS_PER_HOUR": 100_000, **settings}, extra)
         with (
             GunicornApp(f"{name}-a", env, folder) as a,
             GunicornApp(f"{name}-b", env, folder) as b,
         ):
             yield Pair(a, b)
-    finally:
-        delete_prefix(store_url, prefix)
 
 
 @pytest.fixture(scope="module")
