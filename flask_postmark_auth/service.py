@@ -244,8 +244,9 @@ class SignInService:
         if self.store.pop(key, expected=raw) is None:
             self._failed(address, OTP, "code already used")
             raise InvalidCodeError(attempts_left=0)
-        if today > 1:  # wrong guesses before this right one: the person has their inbox
-            self.store.delete(guesses_key)
+        # The person has their inbox: the day's guesses start again (and the counter does
+        # not stay behind for a day after every sign-in).
+        self.store.delete(guesses_key)
         target = self.site.safe_next(next_url, origin) or record.get("next")
         return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0), login)
 

@@ -80,6 +80,19 @@ def app_env(
     return env
 
 
+def stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM ``process`` (a graceful shutdown); after ``timeout`` s, SIGKILL its process
+    group (it was started with ``start_new_session=True``), then reap it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
 class GunicornApp:
     """``gunicorn -w N -b 127.0.0.1:PORT "example_app:create_app()"`` as a subprocess in a
     session of its own; :meth:`stop` ends it (SIGTERM, then SIGKILL to the whole group)."""
@@ -175,16 +188,8 @@ class GunicornApp:
     def stop(self) -> None:
         """Stop gracefully (SIGTERM); after 15 s, SIGKILL the master and its workers."""
         process, self.process = self.process, None
-        if process is None:
-            return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        if process is not None:
+            stop_group(process, 15.0)
 
     def access_log(self) -> list[list[str]]:
         """Requests served so far: ``[pid, method, path, status, query]`` each."""

@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from flask_postmark_auth import PostmarkAuth
-from flask_postmark_auth.testing import FakeClock, RecordedMessage, record_messages
+from flask_postmark_auth import PostmarkAuth, PostmarkConnector
+from flask_postmark_auth.testing import FakeClock, FakePostmark, RecordedMessage, record_messages
 from tests.helpers import AppFactory
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
 
 START = 1_800_000_000.0
 
@@ -87,3 +91,36 @@ def client(app: Flask) -> FlaskClient:
 def outbox(app: Flask) -> Iterator[list[RecordedMessage]]:
     with record_messages(app) as messages:
         yield messages
+
+
+@pytest.fixture
+def connector(fake_postmark: FakePostmark) -> Iterator[PostmarkConnector]:
+    """The connector ``default`` against the ``fake_postmark`` fixture, without backoff."""
+    made = PostmarkConnector(
+        "default",
+        server_token=fake_postmark.server_token,
+        from_email="Acme <login@acme.example>",
+        api_url=fake_postmark.url,
+        backoff=0,
+    )
+    yield made
+    made.close()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    """Headless Debian Chromium, launched once per session for every browser test (one
+    Playwright per process: a second one would find the first one's event loop)."""
+    from tests.e2e.harness import browser_unavailable, launch_options
+
+    reason = browser_unavailable()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"browser tests must run in CI: {reason}", pytrace=False)
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(**launch_options())
+        yield launched
+        launched.close()

@@ -11,7 +11,6 @@ import logging
 import re
 import socket
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,19 +42,6 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
     return port
-
-
-@pytest.fixture
-def connector(fake_postmark: FakePostmark) -> Iterator[PostmarkConnector]:
-    made = PostmarkConnector(
-        "default",
-        server_token=fake_postmark.server_token,
-        from_email=FROM,
-        api_url=fake_postmark.url,
-        backoff=0,
-    )
-    yield made
-    made.close()
 
 
 @pytest.fixture

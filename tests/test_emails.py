@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from html.parser import HTMLParser
@@ -564,29 +563,14 @@ def test_spamassassin_does_score_a_hidden_text_coloured_like_its_background(
     assert "HTML_FONT_LOW_CONTRAST" in report
 
 
-@pytest.fixture(scope="module")
-def chromium() -> Iterator[Any]:
-    from tests.e2e.harness import browser_unavailable, launch_options
-
-    reason = browser_unavailable()
-    if reason:
-        missing("Chromium", reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(**launch_options())
-        yield browser
-        browser.close()
-
-
 @pytest.mark.browser
 @pytest.mark.parametrize("scheme", ["light", "dark"])
 @pytest.mark.parametrize("width", [600, 390])
 @pytest.mark.parametrize("method", METHODS)
 def test_each_email_fits_and_reads_in_chromium(
-    chromium: Any, emails: dict[str, RecordedMessage], method: str, width: int, scheme: str
+    browser: Any, emails: dict[str, RecordedMessage], method: str, width: int, scheme: str
 ) -> None:
-    page = chromium.new_page(viewport={"width": width, "height": 700}, color_scheme=scheme)
+    page = browser.new_page(viewport={"width": width, "height": 700}, color_scheme=scheme)
     try:
         page.route("**/*", lambda route: route.abort())  # nothing may load from anywhere
         page.set_content(emails[method].html_body or "")

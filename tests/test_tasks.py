@@ -9,7 +9,6 @@ import json
 import logging
 import subprocess
 import sys
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -53,19 +52,6 @@ class Refusing(QueueDelivery):
 
     def enqueue(self, sealed: str, ttl: float) -> None:
         raise ConnectionError("Error 111 connecting to redis://user:hunter2@127.0.0.1:1/0.")
-
-
-@pytest.fixture
-def connector(fake_postmark: FakePostmark) -> Iterator[PostmarkConnector]:
-    made = PostmarkConnector(
-        "default",
-        server_token=fake_postmark.server_token,
-        from_email=FROM,
-        api_url=fake_postmark.url,
-        backoff=0,
-    )
-    yield made
-    made.close()
 
 
 @pytest.fixture

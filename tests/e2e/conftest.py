@@ -1,13 +1,12 @@
-"""Fixtures for the browser tests: one headless Chromium per session, and per test a
-FakePostmark, the example app served on a loopback port, and a fresh browser page.
+"""Fixtures for the browser tests (the session's one Chromium, ``browser``, lives in
+tests/conftest.py, shared with the email tests): per test a FakePostmark, the example app
+served on a loopback port, and a fresh browser page.
 
 Without Chromium or Playwright the tests skip, saying why; with ``CI=true`` they fail instead.
-A failed test leaves a screenshot and the page's HTML in ``tests/e2e/artifacts/``.
-"""
+A failed test leaves a screenshot and the page's HTML in ``tests/e2e/artifacts/``."""
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Generator, Iterator
 from pathlib import Path
@@ -19,29 +18,13 @@ from example_app import create_app
 from flask_postmark_auth.testing import FakePostmark
 from support.redis_server import free_port
 
-from .harness import VIEWPORT, LiveServer, app_config, browser_unavailable, launch_options
+from .harness import VIEWPORT, LiveServer, app_config
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Expect, Page
 
 ARTIFACTS = Path(__file__).parent / "artifacts"
 _PAGE = pytest.StashKey["Page"]()
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
-    """Headless Debian Chromium, launched once."""
-    reason = browser_unavailable()
-    if reason is not None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"browser tests must run in CI: {reason}", pytrace=False)
-        pytest.skip(reason)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(**launch_options())
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

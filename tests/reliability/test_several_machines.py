@@ -1,8 +1,9 @@
 """Several machines (issue 7, item 2; issue 12): two instances of the example app, separate
 gunicorn processes on separate ports, sharing one store (each run under a key prefix or a
 table of its own): one Redis, a three-master Redis Cluster, a Sentinel-watched master with
-its replica (with a failover mid-sign-in), PostgreSQL and MariaDB. Whatever one instance writes, the other sees: codes, links, throttles,
-attempt counters, built-in users (so a ``signed_up`` flow fires once) and the dev outbox.
+its replica (with a failover mid-sign-in), PostgreSQL and MariaDB. Whatever one instance
+writes, the other sees: codes, links, throttles, attempt counters, built-in users (so a
+``signed_up`` flow fires once) and the dev outbox.
 
 Every test runs once per backend of :data:`SHARED_BACKENDS`; another backend joins with one
 entry there (a name and what turns the pytest config into its store URI, without prefix)."""
