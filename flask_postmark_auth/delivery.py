@@ -21,7 +21,7 @@ from .addresses import mask_email, scrub_addresses
 from .connector import PostmarkConnector, SendResult
 from .errors import DeliveryFailedError, MessageValidationError, PostmarkError, SignInError
 from .jobs import SendJob
-from .mail import MAGIC_LINK, OTP, TAGS, SignInMail
+from .mail import OTP, TAGS, SignInMail
 from .store import Store, StoreUnavailableError
 
 log = logging.getLogger(__name__)
@@ -197,8 +197,8 @@ class Dispatcher:
         try:
             may_send, user = self._may_send(job.recipient)
             if not may_send:
-                if job.purpose == MAGIC_LINK:
-                    self.store.delete(job.release_delete[-1])  # a link nobody will get
+                # Its code or link stays until it expires, as one that was sent does: the
+                # browser that asked sees the same status for every address.
                 return None
             if not job.message:
                 job = replace(job, message=self.mail.compose(job.purpose, job.context))

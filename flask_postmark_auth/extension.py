@@ -186,7 +186,7 @@ class PostmarkAuth:
         """End every session and remember-me cookie of the built-in user ``email`` (for a
         lost device, say). False when there is no such user. Apps with their own user
         model rotate the alternative id their ``get_id()`` returns instead."""
-        return state().service.sign_out_everywhere(email)
+        return state().service.users.sign_out_everywhere(email)
 
     # -- services ---------------------------------------------------------------------------
 

@@ -21,13 +21,14 @@ from .connector import PostmarkConnector, SendResult
 from .delivery import BackgroundPool, Dispatcher, SendJob
 from .errors import InvalidCodeError, InvalidEmailError, InvalidLinkError, ThrottledError
 from .flows import Flow, FlowResult, FlowRunner
+from .links import LinkView, MagicLinks, new_number, read_number
 from .mail import MAGIC_LINK, OTP, SignInMail
 from .settings import Settings
 from .site import Origin, Site
 from .store import Store
 from .throttles import DAY, Throttles, ceil_seconds
-from .tokens import LinkSigner, code_digits, code_hash, code_matches, new_code, new_nonce
-from .users import AddressMismatchError, EmailUser, UserDirectory
+from .tokens import code_digits, code_hash, code_matches, new_code, new_nonce
+from .users import AddressMismatchError, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
 
@@ -46,6 +47,9 @@ class Sent:
     """A sign-in email was (or, to the caller, looks as if it was) sent."""
 
     expires_in: int
+    #: For a link asked for with a waiter: what the asking browser shows, for approval
+    #: from another device.
+    number: int | None = None
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,8 @@ class SignedIn:
     next: str
     method: str
     created: bool
+    #: ``"other"`` when another device approved this browser by link, else ``"this"``.
+    device: str = "this"
 
 
 class SignInService:
@@ -80,7 +86,7 @@ class SignInService:
         self.users = users
         self._secret_keys = secret_keys
         self.throttles = Throttles(store, settings)
-        self._signer_cache: tuple[tuple[str | bytes, ...], LinkSigner] | None = None
+        self.links = MagicLinks(store, secret_keys, settings.magic_link_ttl)
         self.site = Site(settings)
         self.mail = SignInMail(app, settings, dict(connectors))
         self.dispatcher = Dispatcher(
@@ -130,10 +136,7 @@ class SignInService:
         resend, quota = self.throttles.take_send_quota(method, address, origin.ip)
         try:
             key, secret = issue(address)
-            context = {
-                **self.mail.context(method, address, origin.ip, origin.host, ttl),
-                **secret,
-            }
+            context = {**self.mail.context(method, address, origin.ip, origin.host, ttl), **secret}
         except BaseException:
             self.dispatcher.give_back((resend,), (quota,))
             raise
@@ -180,20 +183,23 @@ class SignInService:
             self.throttles.count(origin.ip)
             raise ThrottledError(retry_after=ceil_seconds(float(until) - self.store.clock()))
 
-    def request_link(self, email: object, next_url: object, origin: Origin) -> Sent:
-        """Send a one-use sign-in link to ``email`` if it may sign in."""
-        ttl = self.settings.magic_link_ttl
+    def request_link(
+        self, email: object, next_url: object, origin: Origin, *, waiter: str | None = None
+    ) -> Sent:
+        """Send a one-use sign-in link to ``email`` if it may sign in. With ``waiter`` (a
+        secret of the asking browser's session, :func:`.links.new_waiter`) the link can
+        also approve that browser from another device, with the number in the answer."""
+        number = new_number() if waiter else None
 
         def issue(address: str) -> tuple[str, dict[str, str]]:
-            # Stored for every address (one write, like a code); the job deletes it
-            # again when the address gets no mail.
-            nonce = new_nonce()
-            key = f"link:{nonce}"
-            record = {"email": address, "next": self.site.safe_next(next_url, origin)}
-            self.store.set(key, json.dumps(record), ttl)
-            return key, {"link": self.site.link_url(self._signer().dumps(nonce), origin)}
+            # Stored for every address, one write, like a code (and kept when the address
+            # gets no mail, so the asking browser's status says "pending" all the same).
+            safe = self.site.safe_next(next_url, origin)
+            key, token = self.links.issue(address, safe, waiter, number)
+            return key, {"link": self.site.link_url(token, origin)}
 
-        return self._request_sign_in(MAGIC_LINK, email, origin, ttl, issue)
+        sent = self._request_sign_in(MAGIC_LINK, email, origin, self.links.ttl, issue)
+        return Sent(expires_in=sent.expires_in, number=number)
 
     # -- signing in with a code -------------------------------------------------------------
 
@@ -262,43 +268,61 @@ class SignInService:
 
     # -- magic links ------------------------------------------------------------------------
 
-    def _signer(self) -> LinkSigner:
-        """The link signer for the current keys, made again only when the keys change."""
-        keys = tuple(self._secret_keys())
-        cached = self._signer_cache
-        if cached is None or cached[0] != keys:
-            cached = self._signer_cache = (keys, LinkSigner(keys, self.store.clock))
-        return cached[1]
-
-    def _link_key(self, token: object) -> str | None:
-        if not isinstance(token, str) or len(token) > 512:
-            return None
-        nonce = self._signer().loads(token, self.settings.magic_link_ttl)
-        return None if nonce is None else f"link:{nonce}"
-
-    def link_email(self, token: object) -> str | None:
-        """The address ``token`` would sign in now, or ``None``; changes nothing (for the
-        confirm page, which names the account)."""
-        key = self._link_key(token)
-        raw = self.store.get(key) if key is not None else None
-        if raw is None:
-            return None
-        email: str = json.loads(raw)["email"]
-        return email
+    def link_view(self, token: object, waiter: str | None = None) -> LinkView | None:
+        """What the link ``token`` would do opened in the browser of ``waiter`` (the
+        account, whether this is the browser that asked); ``None`` when it is bad, expired
+        or used. Changes nothing (for the page that asks to confirm)."""
+        return self.links.view(token, waiter)
 
     def consume_link(
         self, token: object, next_url: object, origin: Origin, login: Login
     ) -> SignedIn:
-        """Sign in with a link: its nonce is taken from the store atomically, once."""
+        """Sign in with a link, in the browser that opened it: its nonce is taken from the
+        store atomically, once (a browser waiting for its approval then waits no more)."""
         self.throttles.count(origin.ip)
-        key = self._link_key(token)
-        raw = self.store.pop(key) if key is not None else None
-        if raw is None:
+        record = self.links.take(token)
+        if record is None:
             self._failed(None, MAGIC_LINK, "invalid, expired or used link")
             raise InvalidLinkError()
-        record = json.loads(raw)
         target = self.site.safe_next(next_url, origin) or record.get("next")
         return self._finish(record["email"], MAGIC_LINK, target, InvalidLinkError(), login)
+
+    def approve_link(self, token: object, number: object, origin: Origin) -> str:
+        """Approve, from another device, the browser that asked for the link ``token``:
+        ``number`` must be the one its waiting page shows, else the link is void. Signs in
+        nobody here; returns the address approved."""
+        self.throttles.count(origin.ip)
+        typed = read_number(number)
+        if typed is None:
+            raise InvalidLinkError("Enter the two-digit number the other device shows.")
+        outcome = self.links.approve(token, typed)
+        if outcome is None:
+            self._failed(None, MAGIC_LINK, "invalid, expired or used link (approval)")
+            raise InvalidLinkError()
+        address, approved = outcome
+        if not approved:
+            self._failed(address, MAGIC_LINK, "wrong number: the link is void")
+            raise InvalidLinkError(
+                "That number does not match the other device, so this link no longer "
+                "works. Ask for a new one on the device you want to sign in on."
+            )
+        log.info("%s approved another device by link", mask_email(address))
+        return address
+
+    def link_status(self, waiter: object, login: Login) -> SignedIn | None:
+        """For the browser that asked for a link (``waiter`` from its session): signed in
+        once its link approved it (``login`` starts its session), ``None`` while the link
+        is out; :class:`InvalidLinkError` once it expired, was used elsewhere or voided.
+        Counts against no throttle: there is nothing to guess."""
+        status = self.links.status(waiter) if isinstance(waiter, str) and waiter else None
+        if status is None:
+            raise InvalidLinkError()
+        if status == "pending":
+            return None
+        assert isinstance(status, dict)
+        return self._finish(
+            status["email"], MAGIC_LINK, status.get("next"), InvalidLinkError(), login, "other"
+        )
 
     # -- shared steps -----------------------------------------------------------------------
 
@@ -312,7 +336,13 @@ class SignInService:
         return bool(getattr(user, "is_active", True)), user
 
     def _finish(
-        self, address: str, method: str, target: str | None, refusal: Exception, login: Login
+        self,
+        address: str,
+        method: str,
+        target: str | None,
+        refusal: Exception,
+        login: Login,
+        device: str = "this",
     ) -> SignedIn:
         """The account for ``address`` (made on a first sign-in), the session started by
         ``login(user)`` (Flask-Login's, from the view), then ``user_signed_in`` and the
@@ -334,8 +364,8 @@ class SignInService:
             self._failed(address, method, "inactive user")
             raise refusal
         log.info("%s signed in by %s", mask_email(address), method)
-        signals.user_signed_in.send(self.app, user=user, method=method)
-        context = {"user": user, "email": address, "method": method}
+        signals.user_signed_in.send(self.app, user=user, method=method, device=device)
+        context = {"user": user, "email": address, "method": method, "device": device}
         if created:
             self.flow_runner.run_triggered("signed_up", context)
         self.flow_runner.run_triggered("signed_in", context)
@@ -345,24 +375,8 @@ class SignInService:
             next=target or self.settings.login_redirect,
             method=method,
             created=created,
+            device=device,
         )
-
-    def signed_out(self, user: Any) -> None:
-        """After Flask-Login signed ``user`` out: a built-in user's every other session and
-        remember cookie stop working too."""
-        if isinstance(user, EmailUser):
-            self.users.rotate(user.email)
-
-    def sign_out_everywhere(self, email: object) -> bool:
-        """End every session and remember cookie of the built-in user ``email``; False
-        when there is no such user."""
-        if not self.users.builtin:
-            raise RuntimeError(
-                "auth.sign_out_everywhere() ends sessions of built-in users only; with your "
-                "own user model, rotate the alternative id your get_id() returns (see the "
-                "README's 'Revocable remember-me')."
-            )
-        return self.users.revoke(normalize_email(email))
 
     def _failed(self, address: str | None, method: str, reason: str) -> None:
         log.info(
@@ -374,10 +388,6 @@ class SignInService:
         signals.sign_in_failed.send(self.app, email=address, method=method, reason=reason)
 
     # -- delivery and flows ----------------------------------------------------------------
-
-    def deliver(self, job: SendJob) -> SendResult | None:
-        """Hand ``job`` to the configured ``DELIVERY`` (see :class:`.Dispatcher`)."""
-        return self.dispatcher.deliver(job)
 
     def run_job(self, job: SendJob) -> SendResult | None:
         """Carry out ``job`` now: what a task-queue worker calls (see :class:`.Dispatcher`)."""

@@ -183,3 +183,20 @@ class UserDirectory:
     def rotate(self, email: str) -> None:
         """:meth:`revoke` for a user known to exist (one who just signed out)."""
         self._store.set(_USER_KEY + email, secrets.token_urlsafe(12), None)
+
+    def signed_out(self, user: Any) -> None:
+        """After Flask-Login signed ``user`` out: a built-in user's every other session and
+        remember cookie stop working too."""
+        if isinstance(user, EmailUser):
+            self.rotate(user.email)
+
+    def sign_out_everywhere(self, email: object) -> bool:
+        """End every session and remember cookie of the built-in user ``email``; False
+        when there is no such user."""
+        if not self.builtin:
+            raise RuntimeError(
+                "auth.sign_out_everywhere() ends sessions of built-in users only; with your "
+                "own user model, rotate the alternative id your get_id() returns (see the "
+                "README's 'Revocable remember-me')."
+            )
+        return self.revoke(normalize_email(email))

@@ -21,9 +21,19 @@ from flask_wtf.csrf import CSRFError, generate_csrf
 from werkzeug.exceptions import NotFound, RequestEntityTooLarge
 from werkzeug.wrappers import Response as BaseResponse
 
-from .addresses import normalize_email
 from .edge import form, no_store, origin, protect, text, truthy, wants_json
-from .errors import ConfigurationError, InvalidEmailError, SignInError
+from .errors import ConfigurationError, InvalidLinkError, SignInError
+from .link_pages import (
+    EMAIL_SESSION_KEY,
+    WAIT_SESSION_KEY,
+    link_error_page,
+    link_page,
+    signed_in_elsewhere,
+    status_error_page,
+    waiter,
+    waiting_page,
+)
+from .links import new_waiter
 from .pages import (
     app_csrf_failed,
     error_page,
@@ -49,7 +59,6 @@ bp.register_error_handler(SignInError, sign_in_error)
 bp.register_error_handler(RequestEntityTooLarge, too_large)
 bp.register_error_handler(NotFound, not_found)
 bp.register_error_handler(StoreUnavailableError, store_down)
-_EMAIL_SESSION_KEY = "_postmark_auth_email"
 #: When this browser last asked for a code (store clock), for the resend countdown.
 _SENT_SESSION_KEY = "_postmark_auth_code_sent"
 
@@ -119,17 +128,6 @@ def code_page(
     )
 
 
-def link_error_page(
-    code: str, message: str, status: int, extra: dict[str, object], data: dict[str, Any]
-) -> BaseResponse:
-    """The link page: a stale form (CSRF) does not make the link itself invalid, so the
-    button is offered again; for a link used up meanwhile, say what matters: it is gone."""
-    token = (request.view_args or {}).get("token", "")
-    email = state().service.link_email(token) if code == "csrf" else None
-    stale = code == "csrf" and email is None
-    return link_page(token, email, status, error=None if stale else message)
-
-
 def start_session(remember: bool) -> Callable[[Any], bool]:
     """The ``login`` the service calls once the address is proven.
 
@@ -188,34 +186,6 @@ def signed_in(result: SignedIn) -> BaseResponse:
     return see_other(result.next)
 
 
-def signed_in_elsewhere(email: str | None) -> str | None:
-    """The address of whoever is signed in in this browser, when it is not ``email``
-    (``""`` for a user without a usable address)."""
-    if not current_user.is_authenticated:
-        return None
-    try:
-        mine = normalize_email(getattr(current_user, "email", None))
-    except InvalidEmailError:
-        return ""
-    return None if mine == email else mine
-
-
-def link_page(
-    token: str, email: str | None, status: int | None = None, error: str | None = None
-) -> BaseResponse:
-    """The confirm page of a link: the account it signs in to, and who is signed in now
-    when that is someone else (so an attacker's link cannot switch accounts unseen)."""
-    return page(
-        "magic_link.html",
-        status if status is not None else (200 if email else 400),
-        valid=email is not None,
-        email=email,
-        current_email=signed_in_elsewhere(email) if email else None,
-        token=token,
-        error=error,
-    )
-
-
 def require(method: str) -> None:
     if method not in state().settings.methods:
         abort(404)
@@ -232,7 +202,7 @@ def login() -> BaseResponse:
     return page(
         "login.html",
         methods=settings.methods,
-        email=session.get(_EMAIL_SESSION_KEY, ""),
+        email=session.get(EMAIL_SESSION_KEY, ""),
         next=request.args.get("next", ""),
         error=None,
     )
@@ -248,7 +218,7 @@ def request_code() -> BaseResponse:
         response = jsonify(status="sent", expires_in=sent.expires_in)
         response.status_code = 202
         return response
-    session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
+    session[EMAIL_SESSION_KEY] = text(data, "email").strip()
     session[_SENT_SESSION_KEY] = state().store.clock()
     target = state().service.site.safe_next(data.get("next"), origin())
     return see_other(url_for(".verify_code", next=target))
@@ -259,7 +229,7 @@ def request_code() -> BaseResponse:
 def verify_code() -> BaseResponse:
     require("otp")
     if request.method == "GET":
-        email = session.get(_EMAIL_SESSION_KEY, "")
+        email = session.get(EMAIL_SESSION_KEY, "")
         return code_page(email, request.args.get("next", ""), None, None)
     data = form()
     result = state().service.verify_code(
@@ -276,23 +246,48 @@ def verify_code() -> BaseResponse:
 def request_link() -> BaseResponse:
     require("magic_link")
     data = form()
-    sent = state().service.request_link(data.get("email"), data.get("next"), origin())
+    secret = new_waiter()
+    sent = state().service.request_link(
+        data.get("email"), data.get("next"), origin(), waiter=secret
+    )
+    # This browser waits for the link: recognised by the secret when it opens the link,
+    # and signed in by its status once another device approves it.
+    until = state().store.clock() + sent.expires_in
+    session[WAIT_SESSION_KEY] = {"waiter": secret, "number": sent.number, "until": until}
     if wants_json():
-        response = jsonify(status="sent", expires_in=sent.expires_in)
+        response = jsonify(status="sent", expires_in=sent.expires_in, number=sent.number)
         response.status_code = 202
         return response
-    session[_EMAIL_SESSION_KEY] = text(data, "email").strip()
+    session[EMAIL_SESSION_KEY] = text(data, "email").strip()
     return see_other(url_for(".check_email"))
 
 
 @bp.get("/magic-link")
 def check_email() -> BaseResponse:
     require("magic_link")
-    return page(
-        "check_email.html",
-        email=session.get(_EMAIL_SESSION_KEY, ""),
-        expires_in_minutes=max(1, state().settings.magic_link_ttl // 60),
-    )
+    return waiting_page()
+
+
+@bp.get("/magic-link/status")
+@error_page(status_error_page)
+def link_status() -> BaseResponse:
+    """The asking browser's wait: 202 pending, then signed in once (approved elsewhere)."""
+    require("magic_link")
+    secret = waiter()
+    try:
+        result = state().service.link_status(
+            secret, start_session(truthy(request.args.get("remember")))
+        )
+    except InvalidLinkError:
+        session.pop(WAIT_SESSION_KEY, None)
+        raise
+    if result is not None:
+        return signed_in(result)
+    if wants_json():
+        response = jsonify(status="pending")
+        response.status_code = 202
+        return response
+    return waiting_page(202, note="Not approved yet. Open the link on your other device.")
 
 
 @bp.route("/magic-link/<token>", methods=["GET", "POST"])
@@ -301,20 +296,34 @@ def magic_link(token: str) -> BaseResponse:
     require("magic_link")
     service = state().service
     if request.method == "GET":
-        email = service.link_email(token)
+        view = service.link_view(token, waiter())
         # Scanners follow links: GET shows a button and changes nothing. It signs in at
-        # once only when MAGIC_LINK_CONFIRM is off and no one else is signed in here.
+        # once only when MAGIC_LINK_CONFIRM is off, in the browser that asked for the link,
+        # and when no one else is signed in here.
         if (
             state().settings.magic_link_confirm
-            or email is None
-            or signed_in_elsewhere(email) is not None
+            or view is None
+            or not view.same_device
+            or signed_in_elsewhere(view.email) is not None
         ):
             if wants_json():
-                return jsonify(valid=True, email=email) if email else jsonify(valid=False)
-            return link_page(token, email)
+                if view is None:
+                    return jsonify(valid=False)
+                return jsonify(
+                    valid=True,
+                    email=view.email,
+                    same_device=view.same_device,
+                    can_approve=view.can_approve,
+                )
+            return link_page(token, view)
         data: dict[str, Any] = {}
     else:
         data = form()
+    if data.get("approve") == "other_device":
+        service.approve_link(token, data.get("number"), origin())
+        if wants_json():
+            return jsonify(status="approved")
+        return page("approved.html")
     result = service.consume_link(
         token,
         request.args.get("next") or data.get("next"),
@@ -329,7 +338,7 @@ def logout() -> BaseResponse:
     user = current_user._get_current_object() if current_user.is_authenticated else None
     logout_user()
     if user is not None:
-        state().service.signed_out(user)
+        state().service.users.signed_out(user)
     if wants_json():
         return jsonify(status="signed_out")
     data = form()

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[1] / PACKAGE
 #: ``.*`` covers a subpackage.
 LAYERS: list[tuple[str, set[str]]] = [
     ("entry", {"__init__", "extension", "cli", "pytest_plugin", "tasks", "testing.*"}),
-    ("http", {"views", "outbox_views", "edge", "pages"}),
+    ("http", {"views", "outbox_views", "edge", "pages", "link_pages"}),
     ("service", {"service", "checklist", "outbox"}),
     (
         "domain",
@@ -32,6 +32,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "jobs",
             "mail",
             "users",
+            "links",
             "tokens",
             "redirects",
             "throttles",

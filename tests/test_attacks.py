@@ -756,7 +756,12 @@ def test_the_link_page_names_the_account_and_who_is_signed_in(make_app: AppFacto
     assert ATTACKER in html
     assert "You are signed in as" in html
     assert VICTIM in html
-    assert victim.get(link, headers=JSON).json == {"valid": True, "email": ATTACKER}
+    assert victim.get(link, headers=JSON).json == {
+        "valid": True,
+        "email": ATTACKER,
+        "same_device": False,
+        "can_approve": True,
+    }
     with victim:
         victim.get("/")
         assert current_user.email == VICTIM  # looking changed nothing
@@ -773,8 +778,19 @@ def test_a_link_that_signs_in_at_once_still_asks_before_switching(make_app: AppF
     with victim:
         victim.get("/")
         assert current_user.email == VICTIM
-    fresh = app.test_client()  # nobody signed in: the link signs in at once, as configured
-    assert fresh.get(attackers_link(app)).status_code == 303
+    # Nobody signed in, but another browser asked for the link: it shows whose it is and
+    # asks, instead of signing in at once (a login CSRF by mail otherwise).
+    fresh = app.test_client()
+    page = fresh.get(attackers_link(app))
+    assert page.status_code == 200
+    assert "Sign in on this device" in page.get_data(as_text=True)
+    with fresh:
+        fresh.get("/")
+        assert not current_user.is_authenticated
+    # In the browser that asked, it signs in at once, as configured.
+    with record_messages(app) as outbox:
+        fresh.post("/auth/magic-link", json={"email": ATTACKER})
+    assert fresh.get(link_in(outbox[0])).status_code == 303
 
 
 # -- 11. Long-run guessing --------------------------------------------------------------------

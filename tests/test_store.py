@@ -19,12 +19,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from flask_postmark_auth.links import MagicLinks, new_number, new_waiter
 from flask_postmark_auth.store import (
     MemoryStore,
     RedisStore,
@@ -64,6 +65,14 @@ def run_threads(count: int, target: Callable[[int], None]) -> None:
     assert not any(thread.is_alive() for thread in threads)
     if errors:
         raise errors[0]
+
+
+class Waiting(NamedTuple):
+    """A browser waiting for its link: its secret, its number, the link's token."""
+
+    secret: str
+    number: int
+    token: str
 
 
 texts = st.text(st.characters(codec="utf-8"), max_size=40)
@@ -382,6 +391,87 @@ class StoreContract:
         run_threads(workers, hammer)
         assert sorted(counts) == list(range(1, workers * each + 1))
         assert store.hit("busy", 3600)[0] == workers * each + 1
+
+    # -- magic links across devices (the races of issue 14, on this backend) --------------
+
+    def _waiting_links(self, store: Store, rounds: int) -> tuple[MagicLinks, list[Waiting]]:
+        links = MagicLinks(store, lambda: ["a-key-long-enough-to-sign-links"], 900)
+        waiting = []
+        for r in range(rounds):
+            secret, number = new_waiter(), new_number()
+            _, token = links.issue(f"ann{r}@example.com", "/next", secret, number)
+            waiting.append(Waiting(secret, number, token))
+        return links, waiting
+
+    def test_approving_a_link_from_two_devices_at_once_approves_once(self, store: Store) -> None:
+        rounds, workers = 10, 8
+        links, waiting = self._waiting_links(store, rounds)
+        barrier = threading.Barrier(workers)
+        won: list[list[int]] = [[] for _ in range(rounds)]
+
+        def race(i: int) -> None:
+            for r, wait in enumerate(waiting):
+                barrier.wait(timeout=30)
+                if links.approve(wait.token, wait.number) is not None:
+                    won[r].append(i)
+
+        run_threads(workers, race)
+        assert [len(w) for w in won] == [1] * rounds
+        for r, wait in enumerate(waiting):
+            assert links.status(wait.secret) == {"email": f"ann{r}@example.com", "next": "/next"}
+            assert links.status(wait.secret) is None  # taken once
+        assert store.size() == 0
+
+    def test_approving_and_signing_in_on_the_phone_at_once_exclude_each_other(
+        self, store: Store
+    ) -> None:
+        rounds, workers = 10, 8
+        links, waiting = self._waiting_links(store, rounds)
+        barrier = threading.Barrier(workers)
+        approved: list[list[int]] = [[] for _ in range(rounds)]
+        taken: list[list[int]] = [[] for _ in range(rounds)]
+
+        def race(i: int) -> None:
+            for r, wait in enumerate(waiting):
+                barrier.wait(timeout=30)
+                if i % 2:
+                    if links.approve(wait.token, wait.number) is not None:
+                        approved[r].append(i)
+                elif links.take(wait.token) is not None:
+                    taken[r].append(i)
+
+        run_threads(workers, race)
+        assert [len(a) + len(t) for a, t in zip(approved, taken, strict=True)] == [1] * rounds
+        for r, wait in enumerate(waiting):
+            status = links.status(wait.secret)
+            assert (status is not None) == bool(approved[r])  # signed in here, or not at all
+            assert status != "pending"
+        assert store.size() == 0
+
+    def test_the_waiting_browser_takes_its_approval_once(self, store: Store) -> None:
+        workers = 8
+        links, [wait] = self._waiting_links(store, 1)
+        assert links.status(wait.secret) == "pending"
+        assert links.approve(wait.token, wait.number) == ("ann0@example.com", True)
+        barrier = threading.Barrier(workers)
+        seen: list[object] = []
+
+        def poll(_: int) -> None:
+            barrier.wait(timeout=30)
+            seen.append(links.status(wait.secret))
+
+        run_threads(workers, poll)
+        assert sorted(map(repr, seen)) == sorted(
+            [repr({"email": "ann0@example.com", "next": "/next"})] + ["None"] * (workers - 1)
+        )
+
+    def test_a_wrong_number_voids_the_link_and_its_wait(self, store: Store) -> None:
+        links, [wait] = self._waiting_links(store, 1)
+        wrong = 10 + (wait.number - 10 + 1) % 90
+        assert links.approve(wait.token, wrong) == ("ann0@example.com", False)
+        assert links.approve(wait.token, wait.number) is None
+        assert links.take(wait.token) is None
+        assert links.status(wait.secret) is None
 
     # -- exact keys -----------------------------------------------------------------------
 
