@@ -315,11 +315,10 @@ class SignInService:
         is out; :class:`InvalidLinkError` once it expired, was used elsewhere or voided.
         Counts against no throttle: there is nothing to guess."""
         status = self.links.status(waiter) if isinstance(waiter, str) and waiter else None
-        if status is None:
-            raise InvalidLinkError()
         if status == "pending":
             return None
-        assert isinstance(status, dict)
+        if not isinstance(status, dict):
+            raise InvalidLinkError()
         return self._finish(
             status["email"], MAGIC_LINK, status.get("next"), InvalidLinkError(), login, "other"
         )

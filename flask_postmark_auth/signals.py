@@ -10,7 +10,8 @@ _signals = Namespace()
 code_sent = _signals.signal("code-sent")
 #: A magic link was sent (``email``, ``user``).
 magic_link_sent = _signals.signal("magic-link-sent")
-#: A user signed in (``user``, ``method``).
+#: A user signed in (``user``, ``method``, ``device``: ``"other"`` when another device
+#: approved this browser by link, else ``"this"``).
 user_signed_in = _signals.signal("user-signed-in")
 #: A new account was made on a first sign-in (``user``).
 user_signed_up = _signals.signal("user-signed-up")

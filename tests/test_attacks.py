@@ -911,15 +911,8 @@ def test_postmarks_error_texts_never_put_an_address_in_the_logs(
 
 
 def test_a_postmark_outage_does_not_tell_addresses_apart_with_background_delivery(
-    make_app: AppFactory, fake_postmark: FakePostmark
+    make_app: AppFactory, fake_postmark: FakePostmark, connector: PostmarkConnector
 ) -> None:
-    connector = PostmarkConnector(
-        "default",
-        server_token=fake_postmark.server_token,
-        from_email="a@acme.example",
-        api_url=fake_postmark.url,
-        backoff=0,
-    )
     auth = PostmarkAuth()
     known = {VICTIM}
 

@@ -109,6 +109,40 @@ def main(output: Path = OUTPUT) -> list[Path]:
         page.locator("main h1").evaluate("el => window.scrollTo(0, el.offsetTop - 24)")
         shot("connector-test-results.png")
 
+        # 6. Another device: the laptop waits with its number, the phone asks which to do.
+        laptop = browser.new_context(
+            base_url=live.url, viewport=VIEWPORT, color_scheme="light", device_scale_factor=1
+        )
+        waiting = laptop.new_page()
+        waiting.goto("/auth/login")
+        waiting.get_by_label("Email address").fill("lin@example.com")
+        waiting.get_by_role("button", name="Email me a sign-in link").click()
+        expect(waiting.locator("#link-number")).to_be_visible()
+        path = output / "link-waiting.png"
+        waiting.screenshot(path=path, animations="disabled", caret="hide")
+        saved.append(path)
+        outbox = waiting.request.get(
+            "/auth/dev/outbox?to=lin@example.com", headers={"Accept": "application/json"}
+        ).json()
+        link = outbox["messages"][0]["link"]
+        phone = browser.new_context(
+            base_url=live.url,
+            viewport={"width": 390, "height": 844},
+            color_scheme="light",
+            device_scale_factor=1,
+        )
+        approving = phone.new_page()
+        approving.goto(link)
+        approving.get_by_label("Number on the other device").fill(
+            waiting.locator("#link-number").inner_text()
+        )
+        approving.get_by_label("Number on the other device").blur()
+        path = output / "link-other-device-mobile.png"
+        approving.screenshot(path=path, animations="disabled", caret="hide", full_page=True)
+        saved.append(path)
+        phone.close()
+        laptop.close()
+
         context.close()
         browser.close()
     return saved

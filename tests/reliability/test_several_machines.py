@@ -2,8 +2,8 @@
 gunicorn processes on separate ports, sharing one store (each run under a key prefix or a
 table of its own): one Redis, a three-master Redis Cluster, a Sentinel-watched master with
 its replica (with a failover mid-sign-in), PostgreSQL and MariaDB. Whatever one instance
-writes, the other sees: codes, links, throttles, attempt counters, built-in users (so a
-``signed_up`` flow fires once) and the dev outbox.
+writes, the other sees: codes, links (and approvals from another device), throttles,
+attempt counters, built-in users (so a ``signed_up`` flow fires once) and the dev outbox.
 
 Every test runs once per backend of :data:`SHARED_BACKENDS`; another backend joins with one
 entry there (a name and what turns the pytest config into its store URI, without prefix)."""
@@ -179,7 +179,12 @@ def test_a_link_sent_by_a_is_consumed_on_b_then_refused_on_a(
         assert on_a.post("/auth/magic-link", {"email": address}).status_code == 202
         link = link_in(mail_to(fake, address, "magic-link"))
         # The confirm page names the account and changes nothing.
-        assert on_a.get(link).json() == {"valid": True, "email": address}
+        assert on_a.get(link).json() == {
+            "valid": True,
+            "email": address,
+            "same_device": True,
+            "can_approve": False,
+        }
         signed_in = on_b.post(link)
         assert signed_in.status_code == 200, signed_in.text
         assert signed_in.json()["user"]["email"] == address
@@ -187,6 +192,26 @@ def test_a_link_sent_by_a_is_consumed_on_b_then_refused_on_a(
         refused = on_a.post(link)
         assert refused.status_code == 400
         assert refused.json()["error"] == "invalid_link"
+
+
+def test_a_laptop_waiting_on_a_is_approved_by_a_phone_on_b(pair: Pair, fake: FakePostmark) -> None:
+    address = new_address("device")
+    with Visitor(pair.a.url) as laptop, Visitor(pair.b.url) as phone:
+        asked = laptop.post("/auth/magic-link", {"email": address, "next": "/account"})
+        assert asked.status_code == 202
+        number = asked.json()["number"]
+        assert laptop.get("/auth/magic-link/status").status_code == 202
+        link = link_in(mail_to(fake, address, "magic-link"))
+        assert phone.get(link).json()["can_approve"] is True
+        approved = phone.post(link, {"approve": "other_device", "number": number})
+        assert approved.status_code == 200, approved.text
+        assert approved.json() == {"status": "approved"}
+        signed_in = laptop.get("/auth/magic-link/status")  # on A, which wrote nothing of it
+        assert signed_in.status_code == 200, signed_in.text
+        assert signed_in.json()["user"]["email"] == address
+        assert signed_in.json()["next"] == "/account"
+        assert laptop.get("/auth/magic-link/status").status_code == 400  # once
+        assert phone.post(link).status_code == 400  # the link is used up on both
 
 
 def test_throttles_are_shared(pair: Pair, fake: FakePostmark) -> None:
