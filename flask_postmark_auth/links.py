@@ -137,11 +137,11 @@ class MagicLinks:
         nonce = self._nonce(token)
         key = f"link:{nonce}"
         raw = self.store.get(key) if nonce is not None else None
-        if raw is None or json.loads(raw).get("number") is None:
+        record = json.loads(raw) if raw is not None else {}
+        if record.get("number") is None:
             return None
         if self.store.pop(key, expected=raw) is None:
             return None  # used or approved meanwhile
-        record = json.loads(raw)
         address = str(record["email"])
         if not hmac.compare_digest(str(number), str(record["number"])):
             return address, False
