@@ -8,7 +8,7 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 MIN_VENV := .venv-min
 
-.PHONY: demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium spamassassin
+.PHONY: translations catalogs demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium spamassassin
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,6 +32,16 @@ $(DEMO_STAMP): setup.cfg pyproject.toml
 demo: $(DEMO_STAMP)
 	$(BIN)/flask --app example_app run --debug
 
+# The catalogs of the flask_postmark_auth domain: `make translations` extracts the messages
+# from the source (pybabel extract), merges them into every locale's .po and compiles;
+# `make catalogs` compiles only (the .mo files are built, never committed).
+translations: $(STAMP)
+	$(BIN)/python -m support.catalogs extract
+	$(MAKE) catalogs
+
+catalogs: $(STAMP)
+	$(BIN)/python -m support.catalogs compile
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
@@ -40,7 +50,7 @@ lint: $(STAMP)
 	$(BIN)/bandit -q -r flask_postmark_auth
 	$(BIN)/python -m pip check
 
-test: lint
+test: lint catalogs
 	$(BIN)/pytest
 
 # The suite (less browser and multi-process tests) on the lowest versions setup.cfg allows.

@@ -10,6 +10,7 @@ from functools import lru_cache
 from email_validator import EmailNotValidError, validate_email
 
 from .errors import InvalidEmailError, MessageValidationError
+from .i18n import N_
 
 #: Longest address accepted anywhere (RFC 5321's path limit).
 MAX_ADDRESS_LENGTH = 254
@@ -38,11 +39,11 @@ def normalize_email(value: object) -> str:
     Display names, comments, quoted local parts, lists and control characters are refused.
     """
     if not isinstance(value, str):
-        raise InvalidEmailError("Enter an email address.")
+        raise InvalidEmailError(N_("Enter an email address."))
     if len(value) > MAX_RAW_LENGTH:
         # Checked before NFKC, which can multiply a string's length (U+FDFA becomes 18
         # characters): no input may cost more than a short one to refuse.
-        raise InvalidEmailError("Enter a valid email address.")
+        raise InvalidEmailError(N_("Enter a valid email address."))
     return _normalize(value)
 
 
@@ -52,15 +53,15 @@ def _normalize(value: str) -> str:
     # when it is typed; only valid results are kept (a refusal raises, and is not cached).
     text = unicodedata.normalize("NFKC", value).strip(" ")
     if not text:
-        raise InvalidEmailError("Enter an email address.")
+        raise InvalidEmailError(N_("Enter an email address."))
     if len(text) > MAX_ADDRESS_LENGTH or has_control_chars(text):
-        raise InvalidEmailError("Enter a valid email address.")
+        raise InvalidEmailError(N_("Enter a valid email address."))
     if any(c in text for c in '<>(),;:"\\ '):
-        raise InvalidEmailError("Enter one plain email address, like name@example.com.")
+        raise InvalidEmailError(N_("Enter one plain email address, like name@example.com."))
     try:
         info = validate_email(text, check_deliverability=False, allow_quoted_local=False)
     except EmailNotValidError as exc:
-        raise InvalidEmailError("Enter a valid email address.") from exc
+        raise InvalidEmailError(N_("Enter a valid email address.")) from exc
     return info.normalized.lower()
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from os import PathLike, fspath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -166,6 +167,12 @@ def hosts(name: str, value: Any, env: Env) -> tuple[str, ...]:
     if isinstance(value, str) or not all(isinstance(h, str) for h in value):
         raise fail(name, "must be a list of host names.")
     return tuple(h.lower() for h in value)
+
+
+def directories(name: str, value: Any, env: Env) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not all(isinstance(d, str | PathLike) for d in value):
+        raise fail(name, "must be a list of directories (str or pathlib.Path).")
+    return tuple(fspath(d) for d in value)
 
 
 def delivery(name: str, value: Any, env: Env) -> Any:

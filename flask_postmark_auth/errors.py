@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
+from markupsafe import escape
 from werkzeug.exceptions import HTTPException
+
+from .i18n import N_, gettext
 
 
 class PostmarkError(Exception):
@@ -122,16 +128,29 @@ class SignInError(HTTPException):
 
     code: int | None = None
     error = "error"
-    description = "Something went wrong."
+    description = N_("Something went wrong.")
 
-    def __init__(self, message: str | None = None, **extra: object) -> None:
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        params: Mapping[str, Any] | None = None,
+        **extra: object,
+    ) -> None:
         super().__init__(message or type(self).description)
         self.extra = extra
+        #: What fills the ``%(name)s`` of the message (which is the catalogs' msgid).
+        self.params = dict(params or {})
 
     @property
     def message(self) -> str:
-        """The sentence shown to the person."""
-        return str(self.description)
+        """The sentence shown to the person, in the request's language."""
+        return gettext(str(self.description), **self.params)
+
+    def get_description(
+        self, environ: Any = None, scope: Any = None
+    ) -> str:  # Werkzeug's own page, for an app that returns the exception
+        return f"<p>{escape(self.message)}</p>"
 
 
 class InvalidEmailError(SignInError, ValueError):
@@ -139,43 +158,55 @@ class InvalidEmailError(SignInError, ValueError):
 
     code = 400
     error = "invalid_email"
-    description = "Enter a valid email address."
+    description = N_("Enter a valid email address.")
 
 
 class InvalidCodeError(SignInError):
     code = 400
     error = "invalid_code"
-    description = "That code is not valid. Check it, or ask for a new one."
+    description = N_("That code is not valid. Check it, or ask for a new one.")
+
+
+class NotACodeError(InvalidCodeError):
+    """What was typed is not a code at all (a typo, not a guess: it uses no attempt)."""
+
+    description = N_("Enter the %(digits)d-digit code from the email.")
 
 
 class InvalidLinkError(SignInError):
     code = 400
     error = "invalid_link"
-    description = "This sign-in link is invalid, expired or already used."
+    description = N_("This sign-in link is invalid, expired or already used.")
+
+
+class NoNumberError(InvalidLinkError):
+    """An approval from another device without a two-digit number."""
+
+    description = N_("Enter the two-digit number the other device shows.")
 
 
 class ThrottledError(SignInError):
     code = 429
     error = "rate_limited"
-    description = "Too many requests. Wait a little, then try again."
+    description = N_("Too many requests. Wait a little, then try again.")
 
 
 class DeliveryFailedError(SignInError):
     code = 503
     error = "delivery_failed"
-    description = "We could not send the email just now. Please try again shortly."
+    description = N_("We could not send the email just now. Please try again shortly.")
 
 
 class CSRFFailedError(SignInError):
     code = 400
     error = "csrf"
-    description = "The form expired. Reload the page and try again."
+    description = N_("The form expired. Reload the page and try again.")
 
 
 class RequestTooLargeError(SignInError):
     code = 413
     error = "request_too_large"
-    description = "That request is too large."
+    description = N_("That request is too large.")
 
 
 class StoreDownError(SignInError):
@@ -183,4 +214,4 @@ class StoreDownError(SignInError):
 
     code = 503
     error = "store_unavailable"
-    description = "Sign-in is unavailable for a moment. Please try again shortly."
+    description = N_("Sign-in is unavailable for a moment. Please try again shortly.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -15,6 +16,8 @@ from .delivery import BackgroundPool
 from .errors import ConfigurationError, MessageValidationError
 from .flow_config import parse_flows
 from .flows import Flow, FlowResult
+from .i18n import EXTENSION_KEY as I18N_KEY
+from .i18n import N_, Catalogs, gettext
 from .outbox import DevOutbox
 from .service import SignInService
 from .settings import DEFAULTS, DEV_OUTBOX_FROM, RESOLVED, Settings, key, load, refuse_unknown_keys
@@ -73,6 +76,7 @@ class PostmarkAuth:
         if outbox is not None:
             for connector in connectors.values():
                 connector.interceptor = outbox.intercept
+        app.extensions[I18N_KEY] = translation_catalogs(app, settings)
         flows = parse_flows(settings.flows, self._flows, connectors)
         users = UserDirectory(store, self._callbacks, settings.allow_signup)
         service = SignInService(
@@ -137,7 +141,8 @@ class PostmarkAuth:
         manager = LoginManager()
         manager.init_app(app)
         manager.login_view = "postmark_auth.login"
-        manager.login_message = "Sign in to see that page."
+        manager.login_message = N_("Sign in to see that page.")
+        manager.localize_callback = gettext
 
         def load_user(user_id: str) -> EmailUser | None:
             try:
@@ -323,3 +328,16 @@ def _make(
         ) from exc
     except ValueError as exc:
         raise ConfigurationError(f"{where}: {exc}") from exc
+
+
+def translation_catalogs(app: Flask, settings: Settings) -> Catalogs:
+    """The package's catalogs behind the app's own (``TRANSLATION_DIRECTORIES``)."""
+    found = []
+    for directory in settings.translation_directories:
+        path = os.path.join(app.root_path, directory)
+        if not os.path.isdir(path):
+            raise ConfigurationError(
+                f"{key('TRANSLATION_DIRECTORIES')}: {path} is not a directory."
+            )
+        found.append(path)
+    return Catalogs(found)

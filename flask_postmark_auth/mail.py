@@ -21,6 +21,8 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .connector import PostmarkConnector
 from .errors import ConfigurationError
+from .i18n import DEFAULT_LOCALE, Catalogs, current_locale, locale_context, text_direction
+from .i18n import EXTENSION_KEY as I18N_KEY
 from .settings import DEFAULTS, Settings, key
 
 log = logging.getLogger("flask_postmark_auth")
@@ -73,16 +75,24 @@ def browser_and_system(user_agent: str | None) -> tuple[str | None, str | None]:
     return browser, system
 
 
-def requester_words(browser: str | None, system: str | None, ip: str | None) -> str | None:
+def requester_words(
+    browser: str | None,
+    system: str | None,
+    ip: str | None,
+    locale: str = DEFAULT_LOCALE,
+    catalogs: Catalogs | None = None,
+) -> str | None:
     """Who asked, for the requester line: ``"Firefox on Windows, IP address 203.0.113.7"``,
-    or the parts of it that are known, or ``None``."""
-    device = f"{browser} on {system}" if browser and system else browser or system
-    address = f"IP address {ip}" if ip else None
-    return ", ".join(part for part in (device, address) if part) or None
-
-
-def minutes_words(minutes: int) -> str:
-    return f"{minutes} minute" + ("" if minutes == 1 else "s")
+    or the parts of it that are known, or ``None``; in ``locale``."""
+    known = catalogs or Catalogs()
+    if browser and system:
+        device = known.gettext("%(browser)s on %(system)s", locale, browser=browser, system=system)
+    else:
+        device = browser or system or ""
+    address = known.gettext("IP address %(ip)s", locale, ip=ip) if ip else ""
+    if device and address:
+        return known.gettext("%(device)s, %(address)s", locale, device=device, address=address)
+    return device or address or None
 
 
 class SignInMail:
@@ -99,8 +109,13 @@ class SignInMail:
             method: parseaddr(connectors[self.connector(method)].from_email)[0].strip()
             for method in TAGS
         }
-        subjects = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
-        self._subjects: dict[str, Template] = {}
+        found = app.extensions.get(I18N_KEY)
+        self.catalogs = found if isinstance(found, Catalogs) else Catalogs()
+        self._sandbox = ImmutableSandboxedEnvironment(autoescape=False, undefined=StrictUndefined)
+        #: Each method's subject source (its catalogs translate it, so the default subject
+        #: speaks every shipped language and an app's catalog can translate its own).
+        self._subject_sources: dict[str, tuple[str, str]] = {}
+        self._subjects: dict[tuple[str, str], Template] = {}
         for method, name, source in (
             (OTP, "OTP_SUBJECT", settings.otp_subject),
             (MAGIC_LINK, "MAGIC_LINK_SUBJECT", settings.magic_link_subject),
@@ -114,39 +129,58 @@ class SignInMail:
                         key(f"{method.upper()}_TEMPLATE"),
                     )
                 continue
-            try:
-                self._subjects[method] = subjects.from_string(source)
-            except TemplateSyntaxError as exc:
-                raise ConfigurationError(f"{key(name)}: {exc.message}; fix the Jinja.") from exc
-            self._check_subject(method, name)
+            self._subject_sources[method] = (name, source)
+            for locale in self.catalogs.locales:
+                self._check_subject(method, locale)
 
-    def _check_subject(self, method: str, name: str) -> None:
-        """Render the subject of ``method`` with a sample of the context every email of it
-        gets: a missing variable or a line break fails ``init_app``, naming the key."""
+    def subject(self, method: str, locale: str) -> Template:
+        """The compiled subject of ``method`` in ``locale``."""
+        compiled = self._subjects.get((method, locale))
+        if compiled is None:
+            name, source = self._subject_sources[method]
+            translated = self.catalogs.translations(locale).gettext(source)
+            where = key(name) if translated == source else f"{key(name)} ({locale} catalog)"
+            try:
+                compiled = self._sandbox.from_string(translated)
+            except TemplateSyntaxError as exc:
+                raise ConfigurationError(f"{where}: {exc.message}; fix the Jinja.") from exc
+            self._subjects[(method, locale)] = compiled
+        return compiled
+
+    def _check_subject(self, method: str, locale: str) -> None:
+        """Render the subject of ``method`` in ``locale`` with a sample of the context every
+        email of it gets: a missing variable or a line break fails ``init_app``, naming the
+        key (and the catalog, for a translation)."""
         settings = self.settings
+        name = self._subject_sources[method][0]
+        template = self.subject(method, locale)
         ttl = settings.otp_ttl if method == OTP else settings.magic_link_ttl
         sample = self.context(
             method, "ann@example.com", "203.0.113.7", "localhost", ttl, _SAMPLE_USER_AGENT
         )
+        sample["locale"] = locale
         if method == OTP:
             sample["code"] = "0" * settings.otp_length
         else:
             base = settings.base_url or "http://localhost"
             sample["link"] = f"{base}{settings.url_prefix.rstrip('/')}/magic-link/sample"
         model = self.model(sample)
+        where = key(name) if locale == DEFAULT_LOCALE else f"{key(name)} ({locale})"
         try:
-            subject = self._subjects[method].render(model).strip()
+            subject = template.render(
+                model, **self.catalogs.template_functions(locale, html=False)
+            ).strip()
         except TemplateError as exc:
             raise ConfigurationError(
-                f"{key(name)} cannot be rendered: {exc.message or exc}. A {_KINDS[method]} "
+                f"{where} cannot be rendered: {exc.message or exc}. A {_KINDS[method]} "
                 f"email's subject may use {', '.join(sorted(model))}."
             ) from exc
         except Exception as exc:
             raise ConfigurationError(
-                f"{key(name)} cannot be rendered: {type(exc).__name__}: {exc}."
+                f"{where} cannot be rendered: {type(exc).__name__}: {exc}."
             ) from exc
         if "\n" in subject or "\r" in subject:
-            raise ConfigurationError(f"{key(name)} renders a line break; keep it on one line.")
+            raise ConfigurationError(f"{where} renders a line break; keep it on one line.")
 
     def connector(self, method: str) -> str:
         """The name of the connector ``method`` sends with."""
@@ -175,6 +209,7 @@ class SignInMail:
             user_agent = request.headers.get("User-Agent")
         browser, system = browser_and_system(user_agent)
         return {
+            "locale": current_locale(),
             "email": address,
             "expires_in_minutes": max(1, ttl // 60),
             "request_ip": ip,
@@ -188,12 +223,19 @@ class SignInMail:
         and the names Postmark's own templates use (``product_name``, ``action_url``,
         ``support_url``, ...). A context queued by an earlier version gets them too."""
         minutes = int(context.get("expires_in_minutes") or 1)
+        locale = self.locale_of(context)
         derived: dict[str, Any] = {
-            "expires_in_text": minutes_words(minutes),
+            **locale_context(locale),
+            "text_align": "right" if text_direction(locale) == "rtl" else "left",
+            "expires_in_text": self.catalogs.ngettext(
+                "%(num)d minute", "%(num)d minutes", minutes, locale
+            ),
             "requested_from": requester_words(
                 context.get("browser_name"),
                 context.get("operating_system"),
                 context.get("request_ip"),
+                locale,
+                self.catalogs,
             ),
             "browser_name": None,
             "operating_system": None,
@@ -203,7 +245,13 @@ class SignInMail:
         }
         if "link" in context:
             derived["action_url"] = context["link"]
-        return {**derived, **context}
+        return {**derived, **context, "locale": locale}
+
+    def locale_of(self, context: dict[str, Any]) -> str:
+        """The locale an email is written in: its context's (the request's that asked for
+        it, carried to a background thread or a task queue), if a catalog has it."""
+        wanted = context.get("locale")
+        return self.catalogs.best(wanted) if isinstance(wanted, str) else DEFAULT_LOCALE
 
     def app_name(self, method: str, host: str) -> str:
         """How emails name the app: ``APP_NAME``, else the display name of the From address
@@ -231,14 +279,20 @@ class SignInMail:
         if template is not None:
             options.update(template=template, model=model)
         else:
+            locale = model["locale"]
+            text = self.catalogs.template_functions(locale, html=False)
             options.update(
-                subject=self._subjects[method].render(model).strip(),
-                text_body=self._render(f"{method}.txt", model),
-                html_body=self._render(f"{method}.html", model),
+                subject=self.subject(method, locale).render(model, **text).strip(),
+                text_body=self._render(f"{method}.txt", {**model, **text}),
+                html_body=self._render(
+                    f"{method}.html",
+                    {**model, **self.catalogs.template_functions(locale, html=True)},
+                ),
             )
         return options
 
     def _render(self, name: str, context: dict[str, Any]) -> str:
         """Render an email template (the app's own file of that name wins) with exactly the
-        documented context: no request context processors, so it costs little."""
+        documented context and ``_pa``/``_pa_n``: no request context processors, so it costs
+        little."""
         return self.app.jinja_env.get_template(f"postmark_auth/email/{name}").render(context)

@@ -15,6 +15,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .edge import no_store, protect, wants_json
 from .errors import SignInError
+from .i18n import DEFAULT_LOCALE, use_locale
 from .outbox import DevOutbox, found_secrets
 from .pages import app_csrf_failed, not_found, page, sign_in_error, store_down
 from .state import state
@@ -24,6 +25,7 @@ from .views import see_other, template_globals
 # The sign-in blueprint's protections, for these pages too: they show codes and links.
 outbox_bp = Blueprint("postmark_auth_outbox", __name__)
 outbox_bp.before_request(protect)
+outbox_bp.before_request(lambda: use_locale(DEFAULT_LOCALE))  # a developer tool, in English
 outbox_bp.after_request(no_store)
 outbox_bp.context_processor(template_globals)
 outbox_bp.register_error_handler(CSRFError, app_csrf_failed)

@@ -26,6 +26,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .edge import form, no_store, text, wants_json
 from .errors import CSRFFailedError, RequestTooLargeError, SignInError, StoreDownError
+from .i18n import N_, current_locale, gettext, locale_context, ngettext, template_functions
 from .mail import OTP
 from .state import state
 from .store import StoreUnavailableError
@@ -39,13 +40,13 @@ DEFAULT_BASE = "postmark_auth/base.html"
 class PageNotFoundError(SignInError):
     code = 404
     error = "not_found"
-    description = "There is no such sign-in page."
+    description = N_("There is no such sign-in page.")
 
 
 class MethodNotAllowedError(SignInError):
     code = 405
     error = "method_not_allowed"
-    description = "This page does not answer that kind of request."
+    description = N_("This page does not answer that kind of request.")
 
 
 def app_name() -> str:
@@ -54,15 +55,22 @@ def app_name() -> str:
 
 
 def page(template: str, status: int = 200, **context: Any) -> BaseResponse:
-    """A sign-in page, extending ``POSTMARK_AUTH_BASE_TEMPLATE``."""
+    """A sign-in page, extending ``POSTMARK_AUTH_BASE_TEMPLATE``, in the request's language
+    (``_pa``/``_pa_n`` translate; ``page_lang`` and ``page_dir`` are for ``<html>``)."""
     st = state()
     outbox = url_for("postmark_auth_outbox.outbox") if st.outbox is not None else None
+    locale = current_locale()
+    language = locale_context(locale)
     html = render_template(
         f"postmark_auth/{template}",
         dev_outbox_url=outbox,
         postmark_auth_base=st.settings.base_template,
         app_name=app_name(),
         csrf_token=generate_csrf,  # also on pages of no blueprint (routing errors)
+        page_locale=locale,
+        page_lang=language["lang"],
+        page_dir=language["dir"],
+        **template_functions(locale, html=True),
         **context,
     )
     return make_response(html, status)
@@ -71,23 +79,22 @@ def page(template: str, status: int = 200, **context: Any) -> BaseResponse:
 def wait_text(seconds: int) -> str:
     """``30 seconds``, ``5 minutes``, ``24 hours``: how long a throttled person waits."""
     if seconds <= 90:
-        count, unit = seconds, "second"
-    elif seconds <= 90 * 60:
-        count, unit = -(-seconds // 60), "minute"
-    else:
-        count, unit = -(-seconds // 3600), "hour"
-    return f"{count} {unit}{'' if count == 1 else 's'}"
+        return ngettext("%(num)d second", "%(num)d seconds", seconds)
+    if seconds <= 90 * 60:
+        return ngettext("%(num)d minute", "%(num)d minutes", -(-seconds // 60))
+    return ngettext("%(num)d hour", "%(num)d hours", -(-seconds // 3600))
 
 
 def message_for(exc: SignInError, as_json: bool) -> str:
     """The sentence for the person (or the API client): how long to wait, what to send."""
     wait = exc.extra.get("retry_after")
     if exc.error == "rate_limited" and isinstance(wait, int):
-        return f"Too many requests. Wait {wait_text(wait)}, then try again."
+        return gettext("Too many requests. Wait %(wait)s, then try again.", wait=wait_text(wait))
     if exc.error == "csrf" and as_json:
-        return (
+        return gettext(
             "The CSRF token is missing, invalid or expired: get a fresh csrf_token from "
-            f"GET {url_for('postmark_auth.login')} and send it in the X-CSRFToken header."
+            "GET %(url)s and send it in the X-CSRFToken header.",
+            url=url_for("postmark_auth.login"),
         )
     return exc.message
 
@@ -142,7 +149,7 @@ def render_error_page(
 
 
 def status_heading(status: int) -> str:
-    return "Page not found" if status == 404 else "Not available this way"
+    return gettext("Page not found") if status == 404 else gettext("Not available this way")
 
 
 def login_error_page(
@@ -211,7 +218,7 @@ def unauthorized_handler(manager: Any) -> Callable[[], BaseResponse]:
 
     def unauthorized() -> BaseResponse:
         if wants_json():
-            response = jsonify(error="unauthorized", message="Sign in to use this.")
+            response = jsonify(error="unauthorized", message=gettext("Sign in to use this."))
             response.status_code = 401
             return response
         return default_unauthorized(manager)

@@ -15,7 +15,7 @@ from typing import Any
 
 from flask import Flask
 
-from . import signals
+from . import errors, signals
 from .addresses import mask_email, normalize_email
 from .connector import PostmarkConnector, SendResult
 from .delivery import BackgroundPool, Dispatcher, SendJob
@@ -208,10 +208,10 @@ class SignInService:
     ) -> SignedIn:
         """Sign in with a code (``login`` starts the session; see :meth:`_finish`), read as
         :func:`.tokens.code_digits` reads it (input of another shape uses no attempt): each
-        guess uses an attempt before it is compared, so
-        concurrent guesses cannot exceed ``OTP_MAX_ATTEMPTS``; a right code is consumed
-        with compare-and-delete, so it works exactly once. Guesses at one address also
-        count against a daily budget, whose end pauses its codes for a day."""
+        guess uses an attempt before it is compared, so concurrent guesses cannot exceed
+        ``OTP_MAX_ATTEMPTS``; a right code is consumed with compare-and-delete, so it works
+        exactly once. Guesses at one address count against a daily budget too, whose end
+        pauses its codes for a day."""
         address = self._address(email, origin)
         key = f"otp:{address}"
         raw = self.store.get(key)
@@ -229,8 +229,8 @@ class SignInService:
             self.throttles.count(origin.ip)
             tries = int(self.store.get(tries_key) or 0)
             self._failed(address, OTP, "not a code")
-            message = f"Enter the {self.settings.otp_length}-digit code from the email."
-            raise InvalidCodeError(message, attempts_left=max(0, limit - tries))
+            left, length = max(0, limit - tries), self.settings.otp_length
+            raise errors.NotACodeError(params={"digits": length}, attempts_left=left)
         # Each guess is counted before it is compared. The counter, not deleting the record,
         # is what voids the code: a guess still in flight from within the limit must not
         # lose to a later one that went over it.
@@ -294,7 +294,7 @@ class SignInService:
         self.throttles.count(origin.ip)
         typed = read_number(number)
         if typed is None:
-            raise InvalidLinkError("Enter the two-digit number the other device shows.")
+            raise errors.NoNumberError()
         outcome = self.links.approve(token, typed)
         if outcome is None:
             self._failed(None, MAGIC_LINK, "invalid, expired or used link (approval)")

@@ -18,6 +18,7 @@ from typing import Any, Literal
 from . import config_checks as c
 from .config_checks import METHODS, PREFIX, Env, key, refuse_unknown_keys
 from .errors import ConfigurationError
+from .i18n import N_
 
 __all__ = [
     "DEFAULTS",
@@ -90,10 +91,10 @@ class Settings:
     login_redirect: str = setting("/", c.text, "where to go after sign-in without a safe next")
     allowed_redirect_hosts: tuple[str, ...] = setting([], c.hosts, "other hosts next may name")
     otp_subject: str = setting(
-        "Your sign-in code for {{ app_name }}", c.text, "subject of code emails (Jinja)"
+        N_("Your sign-in code for {{ app_name }}"), c.text, "subject of code emails (Jinja)"
     )
     magic_link_subject: str = setting(
-        "Your sign-in link for {{ app_name }}", c.text, "subject of link emails (Jinja)"
+        N_("Your sign-in link for {{ app_name }}"), c.text, "subject of link emails (Jinja)"
     )
     otp_template: str | int | None = setting(
         None, c.template_ref, "a Postmark template alias or id for code emails"
@@ -121,6 +122,12 @@ class Settings:
         "postmark_auth/base.html",
         c.text,
         "the template every sign-in page extends (blocks title, head and content)",
+    )
+    translation_directories: tuple[str, ...] = setting(
+        [],
+        c.directories,
+        "the app's catalogs of the flask_postmark_auth domain (relative to app.root_path); "
+        "their messages and locales win over the package's",
     )
     flow_emails_per_hour: int = setting(
         5, c.whole(1), "messages of one flow to one recipient per hour, run from a request"

@@ -23,6 +23,7 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from .edge import form, no_store, origin, protect, text, truthy, wants_json
 from .errors import ConfigurationError, InvalidLinkError, SignInError
+from .i18n import gettext
 from .link_pages import (
     EMAIL_SESSION_KEY,
     WAIT_SESSION_KEY,
@@ -287,7 +288,7 @@ def link_status() -> BaseResponse:
         response = jsonify(status="pending")
         response.status_code = 202
         return response
-    return waiting_page(202, note="Not approved yet. Open the link on your other device.")
+    return waiting_page(202, note=gettext("Not approved yet. Open the link on your other device."))
 
 
 @bp.route("/magic-link/<token>", methods=["GET", "POST"])

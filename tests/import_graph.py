@@ -51,6 +51,7 @@ LAYERS: list[tuple[str, set[str]]] = [
             "store.*",
             "addresses",
             "errors",
+            "i18n",
             "signals",
             "_version",
         },

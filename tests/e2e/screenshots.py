@@ -144,6 +144,30 @@ def main(output: Path = OUTPUT) -> list[Path]:
         laptop.close()
 
         context.close()
+
+        # 7. The sign-in page in German and in Arabic (right to left), as a browser set to
+        # that language gets it, in the package's own page frame.
+        own_frame = {
+            **app_config(fake, "memory://", dev_outbox=True),
+            "POSTMARK_AUTH_BASE_TEMPLATE": "postmark_auth/base.html",
+        }
+        with LiveServer(create_app(own_frame)) as framed:
+            for locale, address in (("de-DE", "erika@example.com"), ("ar", "layla@example.com")):
+                speaking = browser.new_context(
+                    base_url=framed.url,
+                    viewport={"width": 640, "height": 470},
+                    color_scheme="light",
+                    device_scale_factor=1,
+                    locale=locale,
+                )
+                localized = speaking.new_page()
+                localized.goto("/auth/login")
+                localized.locator("#email").fill(address)
+                localized.locator("#email").blur()
+                path = output / f"sign-in-{locale.split('-')[0]}.png"
+                localized.screenshot(path=path, animations="disabled", caret="hide")
+                saved.append(path)
+                speaking.close()
         browser.close()
     return saved
 
