@@ -31,6 +31,11 @@ SDIST_NEEDS = (
     "bench/__main__.py",
     "flask_postmark_auth/py.typed",
     "flask_postmark_auth/templates/postmark_auth/email/layout.html",
+    "setup.py",
+    "babel.cfg",
+    "support/catalogs.py",
+    "flask_postmark_auth/translations/flask_postmark_auth.pot",
+    "flask_postmark_auth/translations/ar/LC_MESSAGES/flask_postmark_auth.po",
 )
 
 
@@ -70,3 +75,8 @@ def test_the_wheel_holds_the_package_only(built: tuple[Path, Path, str]) -> None
     assert {top for top in tops if not top.endswith(".dist-info")} == {"flask_postmark_auth"}
     assert "flask_postmark_auth/py.typed" in names
     assert "flask_postmark_auth/templates/postmark_auth/email/otp.txt" in names
+    # The catalogs, compiled by the build from the .po files (which are not committed as .mo).
+    for locale in ("en", "de", "fr", "es", "pt_BR", "ja", "ar"):
+        assert f"flask_postmark_auth/translations/{locale}/LC_MESSAGES/flask_postmark_auth.mo" in (
+            names
+        )
