@@ -8,16 +8,16 @@ BENCH_STAMP := $(VENV)/.installed-bench
 
 MIN_VENV := .venv-min
 
-.PHONY: translations catalogs demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium spamassassin
+.PHONY: docs translations catalogs demo test test-min test-matrix lint bench soak install clean e2e screenshots chromium spamassassin
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[redis,test,dev]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,test,dev,docs]'
 	touch $@
 
 $(BENCH_STAMP): $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[redis,test,dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[redis,test,dev,docs,bench]'
 	touch $@
 
 install: $(STAMP)
@@ -50,7 +50,11 @@ lint: $(STAMP)
 	$(BIN)/bandit -q -r flask_postmark_auth
 	$(BIN)/python -m pip check
 
-test: lint catalogs
+# The docs site, docs/_build/html: every warning is an error.
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -q -b html docs docs/_build/html
+
+test: lint catalogs docs
 	$(BIN)/pytest
 
 # The suite (less browser and multi-process tests) on the lowest versions setup.cfg allows.
