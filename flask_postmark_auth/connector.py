@@ -9,7 +9,6 @@ import json
 import logging
 import os
 import random
-import re
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -22,11 +21,8 @@ from urllib3.util.retry import Retry
 from ._version import __version__
 from .addresses import check_mailbox, has_control_chars, mask_email, scrub_addresses
 from .connector_check import TestReport, run_test
-from .errors import MessageValidationError, PostmarkError, TransportError, error_for
-from .messages import (
-    BATCH_KEYS,
-    build_message,
-)
+from .errors import MessageValidationError, PostmarkError, TransportError, error_for, refusal
+from .messages import BATCH_KEYS, build_message, parse_submitted_at
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +39,10 @@ BATCH_SIZE = 500
 
 
 class SendResult(NamedTuple):
-    """One message Postmark accepted. ``submitted_at`` is parsed from Postmark's
-    ``SubmittedAt`` when read (a batch of 500 need not parse 500 timestamps)."""
+    """One message Postmark accepted: ``message_id`` is its ``MessageID``, ``to`` the
+    recipients as Postmark echoed them, ``submitted`` the raw ``SubmittedAt`` (``None`` when
+    the answer had none). :attr:`submitted_at` parses it when read (a batch of 500 need not
+    parse 500 timestamps)."""
 
     message_id: str
     to: str
@@ -53,7 +51,7 @@ class SendResult(NamedTuple):
     @property
     def submitted_at(self) -> datetime | None:
         """When Postmark accepted the message, timezone-aware, or ``None``."""
-        return _parse_time(self.submitted)
+        return parse_submitted_at(self.submitted)
 
 
 class _Retry(Retry):
@@ -69,7 +67,28 @@ class _Retry(Retry):
 
 
 class PostmarkConnector:
-    """A configured way to send through one Postmark server and Message Stream."""
+    """A configured way to send through one Postmark server and Message Stream.
+
+    ``name`` identifies it in errors and test reports (``"default"``, or its key in
+    ``POSTMARK_AUTH_CONNECTORS``). ``server_token`` is the server's Server API Token (shown
+    only as :attr:`masked_token`); ``from_email`` the From of every message, a confirmed
+    Sender Signature, bare or as ``"Acme <login@acme.example>"``; ``message_stream`` the ID of
+    the Message Stream sent to; ``description`` free text that ``flask postmark-auth
+    connectors`` shows; ``api_url`` the API root (in tests, the ``url`` of a
+    :class:`~flask_postmark_auth.testing.FakePostmark`).
+
+    Each attempt may take ``timeout`` seconds: one number, or ``(connect, read)``. A failed
+    or dropped connection, a read timeout, and HTTP 429, 500, 502, 503 or 504 are tried again
+    up to ``max_retries`` times (``0``: one attempt; ``Retry-After`` is not followed). Before
+    retry *n* it waits between half and all of ``backoff * 2 ** (n - 1)`` seconds, at most
+    8 (``BACKOFF_CAP``): by default 0.25 to 0.5 s, then 0.5 to 1 s, then 1 to 2 s
+    (``backoff=0`` retries at once). A POST is retried after a read timeout or a dropped
+    connection too, so a message whose answer was lost on the way back may go out twice.
+
+    Raises :class:`ValueError` for an empty token or Message Stream ID, a token with control
+    characters, or a negative ``max_retries`` or ``backoff``, and
+    :class:`MessageValidationError` when ``from_email`` is not one valid mailbox.
+    """
 
     def __init__(
         self,
@@ -141,7 +160,21 @@ class PostmarkConnector:
         track_opens: bool | None = None,
         track_links: str | bool | None = None,
     ) -> SendResult:
-        """Send one message with ``POST /email``."""
+        """Send one message with ``POST /email`` and return its :class:`SendResult`.
+
+        ``to`` is one address or a list of up to 50; ``subject`` one line of at most 2000
+        characters; ``text_body`` and ``html_body`` the plain-text and HTML parts (one at
+        least). The options, left out of the message when ``None``: ``tag`` (one line, for
+        Postmark's statistics), ``metadata`` (up to 10 string values of at most 80 characters,
+        keys of at most 20), ``reply_to`` (one address), ``headers`` (extra headers by name),
+        ``track_opens`` and ``track_links`` (``"None"``, ``"HtmlAndText"``, ``"HtmlOnly"`` or
+        ``"TextOnly"``; ``True`` and ``False`` mean the first two); left out, tracking follows
+        the server's setting.
+
+        Raises :class:`MessageValidationError`, before any request, for a message Postmark
+        would refuse; else, once the retries are spent, the :class:`PostmarkError` subclass
+        that fits Postmark's answer (:class:`TransportError` when no usable answer came).
+        """
         payload = self._build(
             to,
             {
@@ -171,7 +204,14 @@ class PostmarkConnector:
         track_opens: bool | None = None,
         track_links: str | bool | None = None,
     ) -> SendResult:
-        """Send one message rendered by a Postmark template (alias or numeric id)."""
+        """Send one message rendered by a Postmark template, with
+        ``POST /email/withTemplate``; returns and raises as :meth:`send` does.
+
+        ``template`` is the template's alias (``str``) or numeric ID (``int``), ``model`` the
+        dict its variables are filled from; the template gives the subject and the bodies.
+        ``to``, ``tag``, ``metadata``, ``reply_to``, ``headers``, ``track_opens`` and
+        ``track_links`` are as for :meth:`send`.
+        """
         payload = self._build(
             to,
             {
@@ -192,10 +232,13 @@ class PostmarkConnector:
     ) -> list[SendResult | PostmarkError]:
         """Send many messages, 500 to a request; one result or error per message, in order.
 
-        Every message is checked before the first request. A message with ``template`` and
-        ``model`` goes through ``/email/batchWithTemplates``, the others through
-        ``/email/batch``. An error Postmark gives one item lands in that item's slot; a whole
-        request that fails after its retries puts its error in every slot it carried.
+        ``messages`` are dicts of the arguments of :meth:`send` or :meth:`send_template` by
+        name (``to`` included). Every message is checked before the first request: one that
+        Postmark would refuse raises :class:`MessageValidationError` (naming its index), and
+        nothing is sent. A message with ``template`` and ``model`` goes through
+        ``/email/batchWithTemplates``, the others through ``/email/batch``. Errors are
+        returned, not raised: an error Postmark gives one item lands in that item's slot; a
+        whole request that fails after its retries puts its error in every slot it carried.
         """
         plain: list[tuple[int, dict[str, Any]]] = []
         templated: list[tuple[int, dict[str, Any]]] = []
@@ -323,19 +366,7 @@ class PostmarkConnector:
             body = None
         if response.status_code == 200 and body is not None:
             return body
-        code = body.get("ErrorCode") if isinstance(body, dict) else None
-        text = body.get("Message") if isinstance(body, dict) else None
-        if isinstance(code, bool) or not isinstance(code, int):
-            code = None
-        if body is None and response.status_code < 500 and response.status_code != 429:
-            error: PostmarkError = TransportError(
-                response.status_code,
-                None,
-                f"Postmark answered HTTP {response.status_code} with a body that is not JSON.",
-            )
-        else:
-            message = self._scrub(text) if isinstance(text, str) else "No message."
-            error = error_for(response.status_code, code, message)
+        error = refusal(response.status_code, body, self._scrub)
         # Postmark's texts name the recipient ("Illegal email address 'ann@...'").
         log.warning("Postmark %s %s refused: %s", method, path, scrub_addresses(str(error)))
         raise error
@@ -362,17 +393,3 @@ class PostmarkConnector:
             str(answer.get("To", "")),
             submitted if isinstance(submitted, str) else None,
         )
-
-
-_FRACTION = re.compile(r"(\.\d{6})\d+")
-
-
-def _parse_time(value: object) -> datetime | None:
-    """Postmark's SubmittedAt carries seven fractional digits; Python takes six."""
-    if not isinstance(value, str):
-        return None
-    text = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError:
-        return None

@@ -15,7 +15,12 @@ if TYPE_CHECKING:
 
 @dataclass
 class TestReport:
-    """What :meth:`PostmarkConnector.test` found; ``str()`` gives the Test Results panel."""
+    """What :meth:`PostmarkConnector.test` found; ``str()`` gives the Test Results panel.
+
+    ``connector`` is the name of the connector tested; ``checks`` the checks in the order
+    they ran, each ``(name, passed, detail)``: ``"Server API Token"``, ``"Message stream"``,
+    ``"From address"`` and, when a test email was asked for, ``"Test email"``.
+    """
 
     __test__ = False  # not a pytest test class
 
@@ -24,10 +29,12 @@ class TestReport:
 
     @property
     def ok(self) -> bool:
-        """True when every check passed."""
+        """True when every check passed (False for a report with no checks)."""
         return bool(self.checks) and all(passed for _, passed, _ in self.checks)
 
     def add(self, name: str, passed: bool, detail: str) -> None:
+        """Record the check ``name`` as the last one: whether it ``passed``, and ``detail``,
+        one line saying what was found or why it failed."""
         self.checks.append((name, passed, detail))
 
     def __str__(self) -> str:

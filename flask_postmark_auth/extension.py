@@ -32,7 +32,14 @@ _CONNECTOR_FIELDS = frozenset({"server_token", "from_email", "message_stream", "
 
 
 class PostmarkAuth:
-    """Passwordless sign-in through Postmark for one or more Flask apps."""
+    """Passwordless sign-in through Postmark for one or more Flask apps.
+
+    With ``app``, :meth:`init_app` is called at once; without it, call :meth:`init_app` for
+    each app an application factory makes. ``clock`` is where the stores take the time from,
+    in seconds like :func:`time.time` (the default); tests pass a
+    :class:`~flask_postmark_auth.testing.FakeClock` so that codes, links and throttles
+    expire without sleeping.
+    """
 
     def __init__(self, app: Flask | None = None, *, clock: Clock | None = None) -> None:
         #: Where time comes from (seconds); tests pass a fake clock to skip through expiry.
@@ -167,8 +174,9 @@ class PostmarkAuth:
     # -- flows ------------------------------------------------------------------------------
 
     def add_flow(self, flow: Flow) -> Flow:
-        """Declare a flow in Python, before ``init_app`` (it is checked there, like the
-        flows of ``POSTMARK_AUTH_FLOWS``)."""
+        """Declare ``flow`` (a :class:`~flask_postmark_auth.flows.Flow`) in Python and return
+        it. Declare it before ``init_app``: it is checked there, like the flows of
+        ``POSTMARK_AUTH_FLOWS``, and an app set up earlier never sees it."""
         self._flows.append(flow)
         return flow
 
@@ -190,24 +198,37 @@ class PostmarkAuth:
     def sign_out_everywhere(self, email: str) -> bool:
         """End every session and remember-me cookie of the built-in user ``email`` (for a
         lost device, say). False when there is no such user. Apps with their own user
-        model rotate the alternative id their ``get_id()`` returns instead."""
+        model rotate the alternative id their ``get_id()`` returns instead (for them this
+        raises :class:`RuntimeError`)."""
         return state().service.users.sign_out_everywhere(email)
 
     # -- services ---------------------------------------------------------------------------
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until background sends are done (tests and shutdown hooks use it)."""
+        """Wait until the sends queued on the background pool (``DELIVERY = "background"``)
+        are done, ``timeout`` seconds at most (``None``: as long as it takes); True when none
+        is left. Tests and shutdown hooks use it."""
         return self._background.flush(timeout)
 
     # -- user callbacks ---------------------------------------------------------------------
 
     def find_user(self, func: Callable[[str], Any]) -> Callable[[str], Any]:
-        """Register ``(email) -> user | None``; used as a decorator."""
+        """Register ``func``, the app's user lookup, and return it (a decorator).
+
+        It is called as ``func(email)`` with the normalized address and returns the app's
+        Flask-Login user or ``None``; a user whose ``email`` does not normalize to that
+        address (a case- or accent-folding collation) counts as unknown. Without it and
+        :meth:`create_user`, the built-in users are used: email-only, kept in the store."""
         self._find_user = func
         return func
 
     def create_user(self, func: Callable[[str], Any]) -> Callable[[str], Any]:
-        """Register ``(email) -> user``, called on a first sign-in; used as a decorator."""
+        """Register ``func``, which makes the app's user on a first sign-in, and return it
+        (a decorator); needed with :meth:`find_user` unless ``ALLOW_SIGNUP`` is False.
+
+        It is called as ``func(email)`` with the normalized address and returns the new
+        user, or ``None`` when the address was taken meanwhile (two first sign-ins racing):
+        :meth:`find_user`'s callback then gives the user."""
         self._create_user = func
         return func
 

@@ -38,10 +38,20 @@ _NONCE_BYTES = 12
 
 @dataclass(frozen=True)
 class SendJob:
-    """One message to send: the connector's name, the keyword arguments of ``send`` (or of
-    ``send_template`` when ``template`` is among them), and what to undo if the service
-    fails (for sign-in mail, the last key of ``release_delete`` is its code's or link's).
-    ``to_dict``/``from_dict`` make it a JSON-safe payload for Celery or RQ."""
+    """One message to send, as plain data a queue can carry.
+
+    ``connector`` is the name of the connector to send through. ``purpose`` says what the
+    mail is: ``"otp"`` or ``"magic_link"`` for sign-in mail, else a flow step's name for the
+    logs (``"flow 'welcome' step 1"``). ``recipient`` is the address, for the user lookup,
+    the signals and the logs. ``message`` holds the keyword arguments of ``send``, ``to`` and
+    ``subject`` included (of ``send_template`` when ``template`` is among them); it is empty
+    for sign-in mail, composed from ``context`` (the email's template context, the code or
+    link included) when the job runs, once it is known that the address gets mail.
+
+    ``release_delete`` (store keys to delete) and ``release_unhit`` (counters to take a hit
+    back from) are what to undo if the service fails: for sign-in mail, its resend wait and
+    hourly quota, and its code's or link's record (the last key of ``release_delete``).
+    :meth:`to_dict` and :meth:`from_dict` make it a JSON-safe payload for Celery or RQ."""
 
     connector: str
     purpose: str
@@ -52,10 +62,18 @@ class SendJob:
     context: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
+        """The job as a dict of its fields, for a JSON serializer; :meth:`from_dict` reads
+        it back. A sign-in job's ``context`` holds its code or link in clear text, so a
+        broker outside the app should get the sealed form instead (what the deliveries of
+        :mod:`flask_postmark_auth.tasks` send)."""
         return asdict(self)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SendJob:
+        """The job :meth:`to_dict` gave ``data`` for, after a trip through JSON (the
+        ``release_*`` lists become tuples again; missing ones and ``context`` mean empty).
+        Raises :class:`KeyError` when ``connector``, ``purpose``, ``recipient`` or
+        ``message`` is missing."""
         return cls(
             connector=data["connector"],
             purpose=data["purpose"],

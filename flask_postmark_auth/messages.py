@@ -1,6 +1,7 @@
 """What a Postmark message may be: every check made before a request (Postmark would refuse
-the message anyway, later and less clearly), the JSON it is sent as, and the answers an
-interceptor (the dev outbox, ``record_messages``) gives in Postmark's place."""
+the message anyway, later and less clearly), the JSON it is sent as, the answers an
+interceptor (the dev outbox, ``record_messages``) gives in Postmark's place, and the reading
+of the ``SubmittedAt`` time Postmark's answers carry."""
 
 from __future__ import annotations
 
@@ -186,3 +187,17 @@ def accepted_answer(path: str, payload: Any) -> Any:
         "ErrorCode": 0,
         "Message": "OK",
     }
+
+
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+def parse_submitted_at(value: object) -> datetime | None:
+    """Postmark's SubmittedAt carries seven fractional digits; Python takes six."""
+    if not isinstance(value, str):
+        return None
+    text = _FRACTION.sub(r"\1", value.replace("Z", "+00:00"))
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError:
+        return None

@@ -79,9 +79,11 @@ class QueuedSendError(Exception):
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a worker did with a sealed job: ``sent``, ``dropped`` (forged, expired, or its
-    code or link was used or replaced), ``failed`` (for good), or ``retry`` (a passing
-    failure); ``expires_in`` is how long the job still had, in seconds."""
+    """What a worker did with a sealed job. ``status`` is ``"sent"``, ``"dropped"`` (forged,
+    expired, or its code or link was used or replaced), ``"failed"`` (for good) or
+    ``"retry"`` (a passing failure); ``purpose`` is the job's (``"otp"``, ``"magic_link"``
+    or a flow step's; empty when the job could not be opened); ``expires_in`` is how long
+    the job still had, in seconds (0 when it could not be opened or had expired)."""
 
     status: Literal["sent", "dropped", "failed", "retry"]
     purpose: str = ""
@@ -114,7 +116,8 @@ class QueueDelivery:
         self.app: Flask | None = None
 
     def init_app(self, app: Flask) -> None:
-        """Called by the extension's ``init_app``: the app jobs run in, in a worker."""
+        """Called by the extension's ``init_app``: remember ``app`` (the latest, if several),
+        the app whose ``SECRET_KEY`` and store seal jobs queued outside an app context."""
         self.app = app
 
     def __call__(self, job: SendJob) -> None:
@@ -155,8 +158,12 @@ def _worker_app(app: Flask | None) -> Flask:
 
 
 def run_sealed(sealed: str, app: Flask | None = None) -> Outcome:
-    """Carry out a sealed job in a worker: open it, drop it when forged or stale, else send
-    it (``service.run_job``). Runs in the current app's context, else in ``app``'s."""
+    """Carry out a sealed job in a worker and say what came of it: open ``sealed`` (the text
+    :meth:`QueueDelivery.seal` made), drop it when forged or stale, else send it
+    (``service.run_job``). A failed send is an :class:`Outcome` too, never an exception.
+
+    Runs in the current app's context when the extension is set up there, else in
+    ``app``'s; raises :class:`RuntimeError` when there is neither, or no ``SECRET_KEY``."""
     target = _worker_app(app)
     with target.app_context():
         return _carry_out(target, sealed)
@@ -228,7 +235,9 @@ def _celery_send(task: Any, sealed: str) -> None:
 
 
 class CeleryDelivery(QueueDelivery):
-    """``DELIVERY`` through a Celery task (see :func:`celery_delivery`)."""
+    """``DELIVERY`` through a Celery task (see :func:`celery_delivery`, which makes it):
+    ``task`` is the registered task, ``queue`` the queue each job is sent to (``None``: the
+    task's default routing)."""
 
     def __init__(self, task: Any, queue: str | None = None) -> None:
         super().__init__()
@@ -240,6 +249,8 @@ class CeleryDelivery(QueueDelivery):
         return f"celery_delivery(task={self.task.name!r}, queue={self.queue!r})"
 
     def init_app(self, app: Flask) -> None:
+        """:meth:`QueueDelivery.init_app`, and the task learns ``app``: a worker that pushed
+        no app context of its own runs the jobs in it."""
         super().init_app(app)
         self.task.flask_app = app
 
@@ -278,7 +289,10 @@ def celery_delivery(
 
 
 def send_from_rq(sealed: str) -> None:
-    """The RQ job function: :func:`run_sealed` in the app set up on the job's queue."""
+    """The RQ job function: :func:`run_sealed` of ``sealed`` in the app set up on the job's
+    queue. A passing failure raises :class:`QueuedSendError` while a retry is left that
+    starts before the job expires, so RQ retries it; any other outcome returns, and RQ
+    counts the job as finished (a ``failed`` one included: the log tells)."""
     from rq import get_current_job
 
     job = get_current_job()
@@ -292,7 +306,9 @@ def send_from_rq(sealed: str) -> None:
 
 
 class RQDelivery(QueueDelivery):
-    """``DELIVERY`` through an RQ queue (see :func:`rq_delivery`)."""
+    """``DELIVERY`` through an RQ queue (see :func:`rq_delivery`, which makes it): ``queue``
+    is the :class:`rq.Queue` jobs go on, ``retry_delays`` the seconds before each retry of a
+    passing failure."""
 
     def __init__(self, queue: Queue, retry_delays: Sequence[int] = RETRY_DELAYS) -> None:
         super().__init__()
@@ -303,6 +319,9 @@ class RQDelivery(QueueDelivery):
         return f"rq_delivery(queue={self.queue.name!r})"
 
     def init_app(self, app: Flask) -> None:
+        """:meth:`QueueDelivery.init_app`, and ``app`` becomes the app :func:`send_from_rq`
+        runs this queue's jobs in, by queue name: per process, the latest app set up on a
+        queue of that name wins."""
         super().init_app(app)
         _RQ_APPS[self.queue.name] = app
 

@@ -59,7 +59,7 @@ def class_members(where: str, cls: type) -> Iterator[tuple[str, Any]]:
 
 
 def parameters(obj: Any) -> list[str]:
-    target = obj.fget if isinstance(obj, property) else obj
+    target: Any = obj.fget if isinstance(obj, property) else obj
     try:
         signature = inspect.signature(target)
     except (TypeError, ValueError):

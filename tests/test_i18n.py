@@ -543,3 +543,20 @@ def test_the_dev_outbox_is_a_developer_tool_in_english(browser_app: Flask) -> No
     page = browser_app.test_client().get("/auth/dev/outbox", headers={"Accept-Language": "ar"})
     assert page.status_code == 200
     assert '<html lang="en" dir="ltr">' in page.get_data(as_text=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        # The package's emails: the code on its own line, whatever digits the address has.
+        ("Here is your code to sign in as ann-52779189@example.com:\n\n    137561\n", "137561"),
+        ("\u0625\u0644\u064a\u0643 a1234567@example.com:\n\n    654321\n", "654321"),
+        # An app's own template that puts it in a sentence.
+        ("Hello 20250101@example.com, your code is 246810.", "246810"),
+    ],
+)
+def test_code_in_finds_the_code_not_the_digits_of_an_address(text: str, code: str) -> None:
+    message = RecordedMessage(
+        message_id="x", endpoint="/email", to=ANN, from_="a@b.c", text_body=text
+    )
+    assert code_in(message) == code

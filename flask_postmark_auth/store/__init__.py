@@ -44,8 +44,12 @@ SQL_SCHEMES = ("postgresql", "postgres", "mysql", "mariadb", "sqlalchemy")
 def open_store(
     uri: str, *, instance_path: str, clock: Clock | None = None, app: Any = None
 ) -> Store:
-    """The store a URI names; a relative SQLite path is taken relative to ``instance_path``;
-    ``app`` is the Flask app being set up (for stores that use one of its extensions).
+    """The store ``uri`` names (``memory://``, ``sqlite:///...``, ``redis://...``, a SQL
+    database URL, ``sqlalchemy``...); a relative SQLite path is taken relative to
+    ``instance_path``. ``clock`` is the store's time source (``None``: :func:`time.time`);
+    ``app`` is the Flask app being set up (for stores that use one of its extensions, as
+    ``sqlalchemy`` uses its Flask-SQLAlchemy engine). The store is not checked here:
+    :meth:`Store.check` does that (``init_app`` calls it).
 
     Raises :class:`ValueError`, naming the accepted forms, for anything else.
     """

@@ -32,7 +32,9 @@ class StoreMisconfiguredError(ValueError):
 class Store(ABC):
     """Atomic key-value operations with expiry. Keys and values are ``str``.
 
-    ``ttl`` and ``window`` are seconds; ``ttl=None`` means the entry never expires.
+    ``clock`` gives the time in seconds, like :func:`time.time` (the default); it is kept as
+    the ``clock`` attribute. ``ttl`` and ``window`` are seconds from now; ``ttl=None`` means
+    the entry never expires.
     Every method raises :class:`StoreUnavailableError` when the backend fails.
     """
 
@@ -45,15 +47,16 @@ class Store(ABC):
 
     @abstractmethod
     def set(self, key: str, value: str, ttl: float | None) -> None:
-        """Store ``value``, replacing any previous one."""
+        """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds."""
 
     @abstractmethod
     def add(self, key: str, value: str, ttl: float | None) -> bool:
-        """Store ``value`` only if ``key`` is absent (or expired); True when stored."""
+        """Store ``value`` for ``ttl`` seconds only if ``key`` is absent (or expired); True
+        when stored."""
 
     @abstractmethod
     def get(self, key: str) -> str | None:
-        """The live value, or ``None``."""
+        """The live value of ``key``, or ``None`` when it is absent or expired."""
 
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does.
@@ -75,20 +78,23 @@ class Store(ABC):
 
     @abstractmethod
     def hit(self, key: str, window: float) -> tuple[int, float]:
-        """Count one event in a fixed window; return ``(count, seconds_until_reset)``.
+        """Count one event on the counter ``key``, in a fixed window; return ``(count,
+        seconds_until_reset)``.
 
         The first hit (or the first after the window ended) starts a window of ``window``
         seconds with count 1; later hits in the window add one. Atomic across workers.
         """
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-        """:meth:`hit` each ``(key, window)`` pair, in order, in one round trip where the
-        backend allows (SQLite: one statement; Redis: one script). Keys must differ."""
+        """:meth:`hit` each ``(key, window)`` pair of ``windows``, in order, in one round trip
+        where the backend allows (SQLite: one statement; Redis: one script); the answers come
+        in the same order. Keys must differ."""
         return [self.hit(key, window) for key, window in windows]
 
     @abstractmethod
     def undo_hit(self, key: str) -> None:
-        """Take back one hit in the current window (never below zero); no-op if absent."""
+        """Take back one hit of the counter ``key`` in its current window (never below zero,
+        the window's end unchanged); no-op if absent."""
 
     @abstractmethod
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:

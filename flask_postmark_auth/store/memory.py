@@ -16,7 +16,8 @@ _Entry: TypeAlias = "tuple[str, float | None]"  # (value, expires); None = never
 
 
 class MemoryStore(Store):
-    """Dicts guarded by a single :class:`threading.Lock`; expiry follows ``self.clock()``."""
+    """Dicts guarded by a single :class:`threading.Lock`; expiry follows ``clock`` (by
+    default :func:`time.time`)."""
 
     def __init__(self, clock: Clock | None = None) -> None:
         super().__init__(clock)
@@ -47,12 +48,13 @@ class MemoryStore(Store):
         return entry[0]
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
-        """Store ``value``, replacing any previous one."""
+        """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds."""
         with self._lock:
             self._kv[key] = (value, self._expires(self.clock(), ttl))
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
-        """Store ``value`` only if ``key`` is absent (or expired); True when stored."""
+        """Store ``value`` for ``ttl`` seconds only if ``key`` is absent (or expired); True
+        when stored."""
         with self._lock:
             now = self.clock()
             if self._live(key, now) is not None:
@@ -61,7 +63,7 @@ class MemoryStore(Store):
             return True
 
     def get(self, key: str) -> str | None:
-        """The live value, or ``None``."""
+        """The live value of ``key``, or ``None`` (an expired entry is dropped now)."""
         with self._lock:
             entry = self._live(key, self.clock())
             return None if entry is None else entry[0]
@@ -91,7 +93,8 @@ class MemoryStore(Store):
             return entry[0]
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
-        """Count one event in a fixed window; return ``(count, seconds_until_reset)``."""
+        """Count one event on ``key`` in a fixed window of ``window`` seconds; return
+        ``(count, seconds_until_reset)``."""
         with self._lock:
             now = self.clock()
             entry = self._live(key, now)
@@ -103,14 +106,16 @@ class MemoryStore(Store):
             return count, expires - now
 
     def undo_hit(self, key: str) -> None:
-        """Take back one hit in the current window (never below zero); no-op if absent."""
+        """Take back one hit of ``key`` in its current window (never below zero); no-op if
+        absent."""
         with self._lock:
             entry = self._live(key, self.clock())
             if entry is not None:
                 self._kv[key] = (str(max(_count(entry[0]) - 1, 0)), entry[1])
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
-        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
+        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``;
+        the list expires ``ttl`` seconds from now."""
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         with self._lock:

@@ -37,7 +37,9 @@ class RedisStore(Store):
     ``url`` is a store URI without ``?prefix=`` (``redis://``, ``rediss://``, ``unix://``,
     ``redis+cluster://``, ``redis+sentinel://``, ...); pass ``client`` to use an existing
     ``redis.Redis`` or ``redis.cluster.RedisCluster`` instead (it is then not closed by
-    :meth:`close`, and ``url`` only names it in messages).
+    :meth:`close`, and ``url`` only names it in messages). ``clock`` is as for
+    :class:`Store`; ``socket_timeout`` is how many seconds the store's own client waits to
+    connect and for each reply (with ``client``, that client's settings apply).
     """
 
     needs_purge = False  # native expiry (PEXPIRE) drops what has expired
@@ -195,17 +197,18 @@ class RedisStore(Store):
     # -- the Store interface --------------------------------------------------------------
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
-        """Store ``value``, replacing any previous one."""
+        """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds."""
         now = self.clock()
         self._write("set", [self._key(key)], now, value, _expiry(now, ttl))
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
-        """Store ``value`` only if ``key`` is absent (or expired); True when stored."""
+        """Store ``value`` for ``ttl`` seconds only if ``key`` is absent (or expired); True
+        when stored."""
         now = self.clock()
         return bool(self._write("add", [self._key(key)], now, value, _expiry(now, ttl)))
 
     def get(self, key: str) -> str | None:
-        """The live value, or ``None``."""
+        """The live value of ``key``, or ``None`` (absent or logically expired)."""
         value = self._run("get", [self._key(key)], self.clock())
         return None if value is None else _text(value)
 
@@ -229,13 +232,15 @@ class RedisStore(Store):
         return None if value is None else _text(value)
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
-        """Count one event in a fixed window; return ``(count, seconds_until_reset)``."""
+        """Count one event on ``key`` in a fixed window of ``window`` seconds; return
+        ``(count, seconds_until_reset)``."""
         [answer] = self.hits([(key, window)])
         return answer
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-        """Several :meth:`hit` in one script, one round trip (in a cluster, one script per
-        hash slot: each counter stays atomic, which is all the throttles need)."""
+        """:meth:`hit` each ``(key, window)`` pair of ``windows`` in one script, one round
+        trip (in a cluster, one script per hash slot: each counter stays atomic, which is
+        all the throttles need)."""
         now = self.clock()
         keys = [self._key(key) for key, _ in windows]
         expiries = [repr(now + window) for _, window in windows]
@@ -255,11 +260,13 @@ class RedisStore(Store):
         return [(int(_text(count)), float(_text(expires)) - now) for count, expires in answers]
 
     def undo_hit(self, key: str) -> None:
-        """Take back one hit in the current window (never below zero); no-op if absent."""
+        """Take back one hit of ``key`` in its current window (never below zero); no-op if
+        absent."""
         self._write("undo_hit", [self._key(key)], self.clock())
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
-        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
+        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``;
+        the list expires ``ttl`` seconds from now."""
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         now = self.clock()

@@ -130,7 +130,8 @@ class SQLiteStore(Store):
     """A :class:`Store` in a SQLite file, safe across threads and processes.
 
     ``path`` is a file name (its directory is created if missing) or a ``file:`` URI such as
-    ``file:/srv/app/auth.db?mode=ro``; ``timeout`` is how long to wait for a lock, in seconds.
+    ``file:/srv/app/auth.db?mode=ro``; ``clock`` is as for :class:`Store`; ``timeout`` is
+    how long to wait for a lock, in seconds.
     """
 
     def __init__(self, path: str, clock: Clock | None = None, timeout: float = 5.0) -> None:
@@ -231,20 +232,22 @@ class SQLiteStore(Store):
     # -- the Store interface --------------------------------------------------------------
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
-        """Store ``value``, replacing any previous one (one UPSERT)."""
+        """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds
+        (one UPSERT)."""
         expires = self._expires(self.clock(), ttl)
         with self._guard() as conn:
             conn.execute(_SET, {"key": key, "value": value, "expires": expires})
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
-        """Store ``value`` only if ``key`` is absent or expired (one conditional UPSERT)."""
+        """Store ``value`` for ``ttl`` seconds only if ``key`` is absent or expired (one
+        conditional UPSERT); True when stored."""
         now = self.clock()
         params = {"key": key, "value": value, "expires": self._expires(now, ttl), "now": now}
         with self._guard() as conn:
             return bool(conn.execute(_ADD, params).fetchall())
 
     def get(self, key: str) -> str | None:
-        """The live value, or ``None``."""
+        """The live value of ``key``, or ``None`` when it is absent or expired."""
         with self._guard() as conn:
             row = conn.execute(_GET, {"key": key, "now": self.clock()}).fetchone()
         return None if row is None else str(row[0])
@@ -265,14 +268,16 @@ class SQLiteStore(Store):
             conn.execute("DELETE FROM lists WHERE key = ?", (key,))
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
-        """Read and delete ``key`` in one ``DELETE ... RETURNING``: one caller gets it."""
+        """Read and delete ``key`` in one ``DELETE ... RETURNING``: one caller gets it; with
+        ``expected``, only when the live value equals it."""
         params = {"key": key, "now": self.clock(), "expected": expected}
         with self._guard() as conn:
             rows = conn.execute(_POP if expected is None else _TAKE_EXPECTED, params).fetchall()
         return str(rows[0][0]) if rows else None
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
-        """Count one event in a fixed window with one UPSERT that restarts an ended window."""
+        """Count one event on ``key`` in a fixed window of ``window`` seconds, with one UPSERT
+        that restarts an ended window; return ``(count, seconds_until_reset)``."""
         now = self.clock()
         with self._guard() as conn:
             rows = conn.execute(_HIT, {"key": key, "now": now, "reset": now + window}).fetchall()
@@ -280,7 +285,8 @@ class SQLiteStore(Store):
         return int(count), float(expires) - now
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-        """Several :meth:`hit` in one multi-row UPSERT: one statement, one commit."""
+        """:meth:`hit` each ``(key, window)`` pair of ``windows`` in one multi-row UPSERT:
+        one statement, one commit."""
         if len(windows) < 2:
             return [self.hit(key, window) for key, window in windows]
         now = self.clock()
@@ -294,12 +300,14 @@ class SQLiteStore(Store):
         return [found[key] for key, _ in windows]
 
     def undo_hit(self, key: str) -> None:
-        """Take back one hit in the current window (never below zero); no-op if absent."""
+        """Take back one hit of ``key`` in its current window (never below zero); no-op if
+        absent."""
         with self._guard() as conn:
             conn.execute(_UNDO_HIT, {"key": key, "now": self.clock()})
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
-        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``."""
+        """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``;
+        the whole list expires ``ttl`` seconds from now."""
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         now = self.clock()

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 class FakeClock:
     """A clock for ``PostmarkAuth(clock=...)``: codes, links and throttles expire when the
-    test calls :meth:`advance`, never by sleeping.
+    test calls :meth:`advance`, never by sleeping. ``now`` is where it starts, in seconds
+    since the epoch (by default 2027-01-15 08:00 UTC); calling the clock returns it, and it
+    stays as the ``now`` attribute, which a test may also set.
 
     ::
 
@@ -22,4 +24,5 @@ class FakeClock:
         return self.now
 
     def advance(self, seconds: float) -> None:
+        """Move the clock ``seconds`` forward (a negative number moves it back)."""
         self.now += seconds

@@ -47,21 +47,27 @@ def record_messages(app: Flask) -> Iterator[list[RecordedMessage]]:
             connector.interceptor = previous
 
 
-_CODE = re.compile(r"\b(\d{6,10})\b")
+#: The package's emails give the code a line of its own; an app's may put it in a sentence.
+_CODE_LINE = re.compile(r"^[ \t]*(\d{6,10})[ \t]*$", re.MULTILINE)
+_CODE = re.compile(r"(?<![\w.+-])(\d{6,10})(?![\w@.-]*@)\b")
 _LINK = re.compile(r"https?://[^/\s]+(/\S*/magic-link/[\w.\-]+)")
 
 
 def code_in(message: RecordedMessage) -> str:
-    """The sign-in code in a recorded email's text part; :class:`LookupError` if none."""
-    match = _CODE.search(message.text_body or "")
+    """The sign-in code in the text part of ``message``, a recorded email: the digits on a
+    line of their own, else the first run of 6 to 10 digits that is not part of a word or
+    an address; :class:`LookupError` if none."""
+    text = message.text_body or ""
+    match = _CODE_LINE.search(text) or _CODE.search(text)
     if match is None:
         raise LookupError(f"no sign-in code in {message.text_body!r}")
     return match.group(1)
 
 
 def link_in(message: RecordedMessage) -> str:
-    """The path of the magic link in a recorded email's text part (what a test client
-    opens); :class:`LookupError` if none."""
+    """The path of the magic link in the text part of ``message``, a recorded email
+    (such as ``/auth/magic-link/<token>``: what a test client opens, without scheme, host
+    or query); :class:`LookupError` if none."""
     match = _LINK.search(message.text_body or "")
     if match is None:
         raise LookupError(f"no sign-in link in {message.text_body!r}")

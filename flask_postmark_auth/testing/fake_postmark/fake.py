@@ -34,20 +34,22 @@ DEFAULT_SERVER_TOKEN = "fake-server-token"  # noqa: S105  # nosec B105
 class FakePostmark:
     """A Postmark look-alike on a loopback port (:attr:`url` once started).
 
-    :param server_token: the ``X-Postmark-Server-Token`` every request must carry.
-    :param host: the address to listen on (loopback by default).
-    :param port: the port; 0 picks a free one.
-    :param delay: seconds every request waits before its answer (also settable later).
-    :param server_name: ``Name`` in ``GET /server``.
-    :param delivery_type: ``"Live"`` or ``"Sandbox"``, ``DeliveryType`` in ``GET /server``.
-    :param confirmed_senders: the From addresses that have a confirmed Sender Signature:
-        addresses, or ``"@domain"`` for a verified domain; None (the default) confirms all.
-    :param streams: Message Streams by ID, each a mapping with ``MessageStreamType``
-        (``"Transactional"``, ``"Broadcasts"`` or ``"Inbound"``) and optionally ``Name``,
-        ``Description`` and ``ArchivedAt`` (an ISO date: the stream is archived). The default
-        is the one ``"outbound"`` Transactional stream.
-    :param templates: the templates that exist, ints for ``TemplateId`` and strings for
-        ``TemplateAlias``; None (the default) means any template exists.
+    - ``server_token``: the ``X-Postmark-Server-Token`` every request must carry.
+    - ``host``: the address to listen on (loopback by default; an IPv6 one is bracketed in
+      :attr:`url`).
+    - ``port``: the port; ``0`` picks a free one.
+    - ``delay``: seconds every request waits before its answer (also settable later).
+    - ``server_name``: ``Name`` in ``GET /server``.
+    - ``delivery_type``: ``"Live"`` or ``"Sandbox"``, ``DeliveryType`` in ``GET /server``;
+      anything else raises :class:`ValueError`.
+    - ``confirmed_senders``: the From addresses that have a confirmed Sender Signature:
+      addresses, or ``"@domain"`` for a verified domain; ``None`` (the default) confirms all.
+    - ``streams``: Message Streams by ID, each a mapping with ``MessageStreamType``
+      (``"Transactional"``, ``"Broadcasts"`` or ``"Inbound"``) and optionally ``Name``,
+      ``Description`` and ``ArchivedAt`` (an ISO date: the stream is archived). The default
+      is the one ``"outbound"`` Transactional stream.
+    - ``templates``: the templates that exist, ints for ``TemplateId`` and strings for
+      ``TemplateAlias``; ``None`` (the default) means any template exists.
 
     The configuration stays in public attributes of the same names (``streams`` normalized to
     dicts, ``confirmed_senders`` lower-cased), which tests may change while it runs. Also
@@ -214,13 +216,16 @@ class FakePostmark:
         times: int = 1,
         path: str | None = None,
     ) -> None:
-        """Answer the next ``times`` matching requests with a non-JSON ``text/html`` body, as
-        a proxy or web application firewall in front of the API would."""
+        """Answer the next ``times`` requests (to ``path`` only, if given, matched as by
+        :meth:`fail`) with HTTP ``status`` and ``body``, a non-JSON ``text/html`` page (by
+        default a proxy's 403 page), as a proxy or web application firewall in front of the
+        API would."""
         reply = html_reply(status, body)
         self._add_fault(Fault(times_at_least_one(times), path, reply))
 
     def drop_connection(self, *, times: int = 1, path: str | None = None) -> None:
-        """Close the connection of the next ``times`` matching requests without answering."""
+        """Close the connection of the next ``times`` requests (to ``path`` only, if given,
+        matched as by :meth:`fail`) without answering."""
         self._add_fault(Fault(times_at_least_one(times), path, None))
 
     def slow(self, seconds: float, *, times: int | None = None) -> None:

@@ -15,10 +15,20 @@ def _text(value: object) -> str | None:
 class RecordedMessage:
     """One message Postmark (or the fake) accepted, as the client sent it.
 
-    ``endpoint`` is the path it came through (``"/email"``, ``"/email/batch"``, ...);
+    ``message_id`` is the ``MessageID`` it was given; ``endpoint`` is the path it came
+    through (``"/email"``, ``"/email/batch"``, ...). ``to``, ``from_``, ``cc``, ``bcc``,
+    ``reply_to``, ``subject``, ``text_body``, ``html_body`` and ``tag`` are the payload's
+    ``To``, ``From``, ``Cc``, ``Bcc``, ``ReplyTo``, ``Subject``, ``TextBody``, ``HtmlBody``
+    and ``Tag`` as sent (several addresses stay one comma-separated string), ``None`` when
+    absent (``""`` for ``to`` and ``from_``). ``metadata`` is ``Metadata``, its values as
+    strings; ``headers`` is ``Headers``, a list of ``{"Name": ..., "Value": ...}`` dicts
+    (empty when none); ``track_opens`` and ``track_links`` are ``TrackOpens`` and
+    ``TrackLinks`` (``None`` when not set).
+
     ``message_stream`` is the stream it went to (``"outbound"`` when the payload named none);
-    ``template`` is the ``TemplateId`` or ``TemplateAlias`` of a template send; ``payload`` is
-    the message's JSON object as received.
+    ``template`` is the ``TemplateId`` or ``TemplateAlias`` of a template send, and
+    ``template_model`` its ``TemplateModel``; ``payload`` is the message's JSON object as
+    received.
     """
 
     message_id: str
@@ -45,7 +55,9 @@ class RecordedMessage:
     def from_payload(
         cls, endpoint: str, payload: Mapping[str, Any], message_id: str
     ) -> RecordedMessage:
-        """Build the record of one message object (one item of a batch) sent to ``endpoint``."""
+        """Build the record of ``payload``, one message object (one item of a batch) sent to
+        ``endpoint`` and accepted as ``message_id``. A field of the wrong JSON type is
+        recorded as absent."""
         template: str | int | None = None
         template_id = payload.get("TemplateId")
         if isinstance(template_id, int) and not isinstance(template_id, bool):
