@@ -14,6 +14,7 @@ stores (whose errors are translatable) still load no Flask.
 from __future__ import annotations
 
 import gettext as stdlib_gettext
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,8 @@ RTL_LANGUAGES = frozenset(
 #: Where an app's catalogs are found once ``init_app`` ran.
 EXTENSION_KEY = "postmark_auth_i18n"
 _REQUEST_LOCALE = "_postmark_auth_locale"
+
+log = logging.getLogger("flask_postmark_auth")
 
 
 def N_(message: str) -> str:  # noqa: N802  (gettext's own name for "mark, translate later")
@@ -89,12 +92,12 @@ class Catalogs:
     def gettext(self, message: str, locale: str, /, **params: Any) -> str:
         """``message`` in ``locale``, ``%(name)s`` filled from ``params`` when there are
         any."""
-        text = self.translations(locale).gettext(message)
-        return text % params if params else text
+        return fill(self.translations(locale).gettext(message), message, params)
 
     def ngettext(self, singular: str, plural: str, num: int, locale: str, /, **params: Any) -> str:
         """The form of ``num`` in ``locale``, with ``%(num)d`` and ``params`` filled."""
-        return self.translations(locale).ngettext(singular, plural, num) % {"num": num, **params}
+        text = self.translations(locale).ngettext(singular, plural, num)
+        return fill(text, singular if num == 1 else plural, {"num": num, **params})
 
     def template_functions(self, locale: str, html: bool) -> dict[str, Callable[..., str]]:
         """``_pa`` and ``_pa_n`` for a template rendered in ``locale``. For HTML, what they
@@ -103,16 +106,13 @@ class Catalogs:
         inject HTML and a message can still emphasize a word."""
         translations = self.translations(locale)
 
-        def fill(text: str, params: Mapping[str, Any]) -> str:
-            if html:
-                return escape(text) % dict(params) if params else escape(text)
-            return text % dict(params) if params else text
-
         def _pa(message: str, /, **params: Any) -> str:
-            return fill(translations.gettext(message), params)
+            return fill(translations.gettext(message), message, params, html)
 
         def _pa_n(singular: str, plural: str, num: int, /, **params: Any) -> str:
-            return fill(translations.ngettext(singular, plural, num), {"num": num, **params})
+            text = translations.ngettext(singular, plural, num)
+            source = singular if num == 1 else plural
+            return fill(text, source, {"num": num, **params}, html)
 
         return {"_pa": _pa, "_pa_n": _pa_n}
 
@@ -137,6 +137,22 @@ class Catalogs:
             if language(tag) in by_language:
                 return by_language[language(tag)]
         return DEFAULT_LOCALE
+
+
+def fill(text: str, source: str, params: Mapping[str, Any], html: bool = False) -> str:
+    """``text`` (a translation of ``source``) with its ``%(name)s`` filled from ``params``;
+    as markup for ``html``, everything escaped but markup parameters. A translation whose
+    placeholders do not fit (a broken catalog of the app's) gives way to the source text,
+    with a warning, rather than failing the page or the email."""
+    if html:
+        text, source = escape(text), escape(source)
+    if not params:
+        return text
+    try:
+        return text % dict(params)
+    except (KeyError, ValueError, TypeError):
+        log.warning("a translation of %r does not fit its placeholders: using the source", source)
+        return source % dict(params)
 
 
 _PACKAGE_ONLY = Catalogs()

@@ -16,6 +16,7 @@ import pytest
 from babel.messages.catalog import Catalog
 from babel.messages.mofile import write_mo
 from flask import Flask
+from flask.testing import FlaskClient
 from flask_login import login_required
 
 from flask_postmark_auth import PostmarkAuth
@@ -133,6 +134,23 @@ def say(locale: str, msgid: str) -> str:
     return translated
 
 
+def subject(locale: str, method: str) -> str:
+    """The default subject of ``method``'s email in ``locale``, for an app named Acme."""
+    source = f"Your sign-in {'code' if method == 'otp' else 'link'} for {{{{ app_name }}}}"
+    return say(locale, source).replace("{{ app_name }}", "Acme")
+
+
+def ask_code(client: FlaskClient, language: str) -> str:
+    """The page a browser speaking ``language`` gets after asking for a code."""
+    page = client.post(
+        "/auth/otp",
+        data={"email": ANN},
+        headers={"Accept-Language": language},
+        follow_redirects=True,
+    )
+    return page.get_data(as_text=True)
+
+
 def check_page(page: str, locale: str, *expected: str) -> None:
     lang = locale.replace("_", "-")
     assert f'<html lang="{lang}" dir="{text_direction(locale)}">' in page
@@ -188,9 +206,7 @@ def test_the_whole_sign_in_speaks_the_browser_s_language(browser_app: Flask, loc
         )
         [code_email] = outbox
         check_email(code_email, locale, "If you did not ask for this, you can ignore this email.")
-        assert code_email.subject == say(locale, "Your sign-in code for {{ app_name }}").replace(
-            "{{ app_name }}", "Acme"
-        )
+        assert code_email.subject == subject(locale, "otp")
         assert code_in(code_email)
         outbox.clear()
 
@@ -202,9 +218,7 @@ def test_the_whole_sign_in_speaks_the_browser_s_language(browser_app: Flask, loc
         locale,
         "Don\u2019t forward this email: anyone with the link can sign in as you.",
     )
-    assert link_email.subject == say(locale, "Your sign-in link for {{ app_name }}").replace(
-        "{{ app_name }}", "Acme"
-    )
+    assert link_email.subject == subject(locale, "magic_link")
     link = link_in(link_email)
 
     phone = app.test_client()
@@ -292,16 +306,9 @@ def test_the_app_s_flask_babel_locale_selector_wins(make_app: AppFactory) -> Non
     Babel(app, locale_selector=lambda: "ja")
     client = app.test_client()
     with record_messages(app) as outbox:
-        page = client.post(
-            "/auth/otp",
-            data={"email": ANN},
-            headers={"Accept-Language": "de"},
-            follow_redirects=True,
-        )
-    assert '<html lang="ja" dir="ltr">' in page.get_data(as_text=True)
-    assert outbox[0].subject == say("ja", "Your sign-in code for {{ app_name }}").replace(
-        "{{ app_name }}", "Acme"
-    )
+        page = ask_code(client, "de")
+    assert '<html lang="ja" dir="ltr">' in page
+    assert outbox[0].subject == subject("ja", "otp")
 
 
 def test_flask_babel_s_default_locale_and_a_regional_choice(make_app: AppFactory) -> None:
@@ -372,13 +379,8 @@ def test_an_app_overrides_a_string_and_adds_a_locale(make_app: AppFactory, tmp_p
     assert say("de", "Email address") in german  # the package's German for the rest
     with record_messages(app) as outbox:
         client.get("/auth/login", headers={"Accept-Language": "it"})
-        italian = client.post(
-            "/auth/otp",
-            data={"email": ANN},
-            headers={"Accept-Language": "it"},
-            follow_redirects=True,
-        )
-    assert 'lang="it"' in italian.get_data(as_text=True)
+        italian = ask_code(client, "it")
+    assert 'lang="it"' in italian
     assert outbox[0].subject == "Il tuo codice di accesso a Acme"
 
 
@@ -560,3 +562,26 @@ def test_code_in_finds_the_code_not_the_digits_of_an_address(text: str, code: st
         message_id="x", endpoint="/email", to=ANN, from_="a@b.c", text_body=text
     )
     assert code_in(message) == code
+
+
+def test_a_translation_whose_placeholders_do_not_fit_gives_way_to_the_source(
+    make_app: AppFactory, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A broken catalog of the app's does not break the page or the JSON answer."""
+    write_catalog(
+        tmp_path,
+        "de",
+        {
+            "If %(email)s can sign in, we\u2019ve emailed it a sign-in code.": "Code an %(mail)s.",
+            "Enter the %(digits)d-digit code from the email.": "%(stellen)d Ziffern.",
+        },
+    )
+    app = make_app(TRANSLATION_DIRECTORIES=[str(tmp_path)])
+    client = app.test_client()
+    page = ask_code(client, "de")
+    assert "emailed it a sign-in code" in html.unescape(page)
+    answer = client.post(
+        "/auth/otp/verify", json={"email": ANN, "code": "x"}, headers={"Accept-Language": "de"}
+    )
+    assert (answer.json or {})["message"] == "Enter the 6-digit code from the email."
+    assert "does not fit its placeholders" in caplog.text
