@@ -81,6 +81,21 @@ def post_email(session: requests.Session, url: str, payload: dict[str, Any]) -> 
         raise RuntimeError(f"FakePostmark refused the message: {answer!r}")
 
 
+def code_message(email: str, code: str) -> dict[str, Any]:
+    """The floor apps' code email, as Postmark's JSON."""
+    return {
+        "From": FROM_EMAIL,
+        "To": email,
+        "Subject": f"Your sign-in code: {code}",
+        "TextBody": f"Your sign-in code is {code}.",
+        "HtmlBody": f"<p>Your sign-in code is <b>{code}</b>.</p>",
+        "Tag": "otp",
+        "TrackOpens": False,
+        "TrackLinks": "None",
+        "MessageStream": "outbound",
+    }
+
+
 def _sqlite_tuning(conn: sqlite3.Connection) -> None:
     """The journal settings the package's SQLite store uses, for an even comparison."""
     conn.execute("PRAGMA journal_mode = WAL").fetchall()
@@ -147,17 +162,7 @@ def floor_app(fake: FakePostmark, directory: str, emails: list[str]) -> Flow:
             post_email(
                 mail,
                 email_url,
-                {
-                    "From": FROM_EMAIL,
-                    "To": email,
-                    "Subject": f"Your sign-in code: {code}",
-                    "TextBody": f"Your sign-in code is {code}.",
-                    "HtmlBody": f"<p>Your sign-in code is <b>{code}</b>.</p>",
-                    "Tag": "otp",
-                    "TrackOpens": False,
-                    "TrackLinks": "None",
-                    "MessageStream": "outbound",
-                },
+                code_message(email, code),
             )
         return jsonify(status="sent"), 202
 

@@ -29,7 +29,6 @@ import bisect
 import os
 import random
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Sequence
@@ -39,8 +38,7 @@ from pathlib import Path
 import requests
 
 from flask_postmark_auth.testing import FakePostmark
-from support.processes import HOST, GunicornApp, app_env, gunicorn_command
-from support.redis_server import free_port
+from support.processes import GunicornApp, app_env
 
 from .common import BenchError, RunConfig, Section, percentile, progress
 from .timing_app import KNOWN_ENV, LOOKUP_SECONDS
@@ -71,51 +69,14 @@ class TimingServer(GunicornApp):
     """:class:`support.processes.GunicornApp` serving :mod:`bench.timing_app` instead of the
     example app, with ``POSTMARK_AUTH_BASE_URL`` naming its own port and no access log."""
 
-    def start(self, timeout: float = 60.0) -> TimingServer:
-        base = gunicorn_command()
-        for _ in range(3):  # a free port can be taken between choosing and binding it
-            self.port = free_port()
-            self.env["POSTMARK_AUTH_BASE_URL"] = self.url
-            argv = [
-                *base,
-                "--workers",
-                str(self.workers),
-                "--worker-class",
-                "sync",
-                "--bind",
-                f"{HOST}:{self.port}",
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--error-logfile",
-                "-",
-                "--log-level",
-                "info",
-                APP,
-            ]
-            with self.log_path.open("ab") as log:
-                self.process = subprocess.Popen(  # noqa: S603 - our own argv
-                    argv,
-                    cwd=Path(__file__).resolve().parents[1],
-                    env=self.env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )
-            try:
-                ready = self._wait_ready(timeout)
-            except BaseException:
-                self.stop()
-                raise
-            if ready:
-                return self
-            in_use = "Address already in use" in self.log()
-            self.stop()
-            if not in_use:
-                break
-        raise BenchError(f"gunicorn {self.name!r} did not come up; its log:\n{self.log()[-4000:]}")
+    target = APP
+
+    def argv(self) -> list[str]:
+        self.env["POSTMARK_AUTH_BASE_URL"] = self.url  # the port this start binds
+        return super().argv()
+
+    def log_options(self) -> list[str]:
+        return ["--error-logfile", "-", "--log-level", "info"]
 
 
 @dataclass

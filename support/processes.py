@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from importlib.metadata import version
 from pathlib import Path
 from types import TracebackType
-from typing import Any, NoReturn
+from typing import Any, NoReturn, TypeVar
 
 import pytest
 import requests
@@ -93,6 +93,9 @@ def stop_group(process: subprocess.Popen[bytes], timeout: float) -> None:
             process.wait()
 
 
+ServerT = TypeVar("ServerT", bound="GunicornApp")
+
+
 class GunicornApp:
     """``gunicorn -w N -b 127.0.0.1:PORT "example_app:create_app()"`` as a subprocess in a
     session of its own; :meth:`stop` ends it (SIGTERM, then SIGKILL to the whole group)."""
@@ -117,33 +120,48 @@ class GunicornApp:
         except FileNotFoundError:
             return ""
 
-    def start(self, timeout: float = 60.0) -> GunicornApp:
+    #: What gunicorn serves.
+    target = "example_app:create_app()"
+
+    def argv(self) -> list[str]:
+        """The gunicorn command line for :attr:`port`."""
+        return [
+            *gunicorn_command(),
+            "--workers",
+            str(self.workers),
+            *self.worker_options(),
+            "--bind",
+            f"{HOST}:{self.port}",
+            "--timeout",
+            "60",
+            "--graceful-timeout",
+            "5",
+            *self.log_options(),
+            self.target,
+        ]
+
+    def worker_options(self) -> list[str]:
+        return ["--worker-class", "sync"]
+
+    def log_options(self) -> list[str]:
+        """An access log of method, path, status and query (the tests read it), and
+        gunicorn's own log to :meth:`log`."""
+        return [
+            "--access-logfile",
+            str(self.access_path),
+            "--access-logformat",
+            "%(p)s %(m)s %(U)s %(s)s %(q)s",
+            "--error-logfile",
+            "-",
+            "--log-level",
+            "info",
+        ]
+
+    def start(self: ServerT, timeout: float = 60.0) -> ServerT:
         """Start and wait until every worker has booted and ``/auth/login`` answers."""
-        base = gunicorn_command()
         for _ in range(3):  # a free port can be taken between choosing and binding it
             self.port = free_port()
-            argv = [
-                *base,
-                "--workers",
-                str(self.workers),
-                "--worker-class",
-                "sync",
-                "--bind",
-                f"{HOST}:{self.port}",
-                "--timeout",
-                "60",
-                "--graceful-timeout",
-                "5",
-                "--access-logfile",
-                str(self.access_path),
-                "--access-logformat",
-                "%(p)s %(m)s %(U)s %(s)s %(q)s",
-                "--error-logfile",
-                "-",
-                "--log-level",
-                "info",
-                "example_app:create_app()",
-            ]
+            argv = self.argv()
             with self.log_path.open("ab") as log:
                 self.process = subprocess.Popen(
                     argv,
@@ -208,7 +226,7 @@ class GunicornApp:
             if query is None or (len(entry) > 4 and entry[4] == query)
         }
 
-    def __enter__(self) -> GunicornApp:
+    def __enter__(self: ServerT) -> ServerT:
         return self.start()
 
     def __exit__(
