@@ -21,7 +21,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from .connector import PostmarkConnector
 from .errors import ConfigurationError
-from .i18n import DEFAULT_LOCALE, Catalogs, current_locale, locale_context, text_direction
+from .i18n import DEFAULT_LOCALE, Catalogs, current_locale, locale_context
 from .i18n import EXTENSION_KEY as I18N_KEY
 from .settings import DEFAULTS, Settings, key
 
@@ -79,19 +79,20 @@ def requester_words(
     browser: str | None,
     system: str | None,
     ip: str | None,
-    locale: str = DEFAULT_LOCALE,
-    catalogs: Catalogs | None = None,
+    locale: str,
+    catalogs: Catalogs,
 ) -> str | None:
     """Who asked, for the requester line: ``"Firefox on Windows, IP address 203.0.113.7"``,
-    or the parts of it that are known, or ``None``; in ``locale``."""
-    known = catalogs or Catalogs()
+    or the parts of it that are known, or ``None``; in ``locale``, from ``catalogs``."""
     if browser and system:
-        device = known.gettext("%(browser)s on %(system)s", locale, browser=browser, system=system)
+        device = catalogs.gettext(
+            "%(browser)s on %(system)s", locale, browser=browser, system=system
+        )
     else:
         device = browser or system or ""
-    address = known.gettext("IP address %(ip)s", locale, ip=ip) if ip else ""
+    address = catalogs.gettext("IP address %(ip)s", locale, ip=ip) if ip else ""
     if device and address:
-        return known.gettext("%(device)s, %(address)s", locale, device=device, address=address)
+        return catalogs.gettext("%(device)s, %(address)s", locale, device=device, address=address)
     return device or address or None
 
 
@@ -224,9 +225,10 @@ class SignInMail:
         ``support_url``, ...). A context queued by an earlier version gets them too."""
         minutes = int(context.get("expires_in_minutes") or 1)
         locale = self.locale_of(context)
+        language = locale_context(locale)
         derived: dict[str, Any] = {
-            **locale_context(locale),
-            "text_align": "right" if text_direction(locale) == "rtl" else "left",
+            **language,
+            "text_align": "right" if language["dir"] == "rtl" else "left",
             "expires_in_text": self.catalogs.ngettext(
                 "%(num)d minute", "%(num)d minutes", minutes, locale
             ),
