@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from importlib import metadata
 
-from . import connector, growth, http_load, latency, login_cycle, stores, timing
+from . import connector, growth, http_load, latency, login_cycle, records, startup, stores, timing
 from .common import REDIS_HOST, REDIS_PORT, RunConfig, Section, progress, redis_answers, table
 
 BENCHMARKS: dict[str, Callable[[RunConfig], Section]] = {
@@ -25,6 +25,8 @@ BENCHMARKS: dict[str, Callable[[RunConfig], Section]] = {
     "growth": growth.run,
     "timing": timing.run,
     "http_load": http_load.run,
+    "records": records.run,
+    "startup": startup.run,
 }
 PACKAGES = (
     "flask",

@@ -1,6 +1,7 @@
 """Connector throughput against FakePostmark: ``PostmarkConnector.send`` one message after
 another and ``send_batch`` 500 to a call, beside the floor (a bare ``requests.Session``
-posting the same JSON with the same headers and reading ``.json()``) and postmarker.
+posting the same JSON with the same headers, reading ``.json()`` and making each message's
+result, as any client must) and postmarker.
 
 Every contestant keeps one connection alive and ignores proxy settings from the environment
 (``trust_env=False``, as the connector does), so the comparison is even.
@@ -93,7 +94,15 @@ class Floor:
     def send_batch(self, recipients: list[str]) -> None:
         body = json.dumps([_payload(to) for to in recipients], separators=(",", ":"))
         answers = self.session.post(self.batch_url, data=body).json()
-        if len(answers) != len(recipients) or any(a.get("ErrorCode") for a in answers):
+        # What any client hands its caller: each message's id, recipient and time, or its
+        # error (the connector's SendResult or PostmarkError).
+        results = [
+            (str(a["MessageID"]), str(a.get("To", "")), a.get("SubmittedAt"))
+            if isinstance(a, dict) and a.get("ErrorCode") == 0 and a.get("MessageID")
+            else RuntimeError(f"refused: {a!r}")
+            for a in answers
+        ]
+        if len(results) != len(recipients) or any(isinstance(r, Exception) for r in results):
             raise BenchError("floor batch refused")
 
 

@@ -7,7 +7,6 @@ flow runner (:mod:`.flows`), and knows Flask only through the settings it was bu
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from flask import Flask
 
 from . import errors, signals
 from .addresses import mask_email, normalize_email
+from .codes import DAY, GUESS_BUDGET_CODES, CodeKeys, Codes, unpack
 from .connector import PostmarkConnector, SendResult
 from .delivery import BackgroundPool, Dispatcher, SendJob
 from .errors import InvalidCodeError, InvalidEmailError, InvalidLinkError, ThrottledError
@@ -26,16 +26,14 @@ from .mail import MAGIC_LINK, OTP, SignInMail
 from .settings import Settings
 from .site import Origin, Site
 from .store import Store
-from .throttles import DAY, Throttles, ceil_seconds
-from .tokens import code_digits, code_hash, code_matches, new_code, new_nonce
+from .throttles import Throttles, ceil_seconds
+from .tokens import code_digits
 from .users import AddressMismatchError, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
 
 #: Wrong guesses at one address's codes, in a day, before its codes pause for a day (in
 #: units of ``OTP_MAX_ATTEMPTS``: three codes' worth). At the defaults that is 15 guesses a
-#: day, so a year of steady guessing at a 6-digit code stays under 0.6%.
-GUESS_BUDGET_CODES = 3
 
 
 #: Starts the session of a user who proved their address; False when it cannot.
@@ -87,6 +85,7 @@ class SignInService:
         self._secret_keys = secret_keys
         self.throttles = Throttles(store, settings)
         self.links = MagicLinks(store, secret_keys, settings.magic_link_ttl)
+        self.codes = Codes(secret_keys, settings.otp_length, settings.otp_ttl)
         self.site = Site(settings)
         self.mail = SignInMail(app, settings, dict(connectors))
         self.dispatcher = Dispatcher(
@@ -125,15 +124,24 @@ class SignInService:
         ttl: int,
         issue: Callable[[str], tuple[str, dict[str, str]]],
     ) -> Sent:
-        """What asking for a code and asking for a link share: the throttles, one store
-        write of the secret (``issue(address)`` returns its key and what the email shows of
-        it) and one job handed to ``DELIVERY``, the same work for every address. Who the
+        """What asking for a code and asking for a link share: the throttles (with the
+        read of a code pause and of a built-in user, in the same round trip), one store
+        write of the secret (``issue(address)`` returns its key and what the email shows
+        of it) and one job handed to ``DELIVERY``, the same work for every address. Who the
         address belongs to, and whether it gets mail, is decided in the job
         (:meth:`run_job`), so with background delivery the answer's timing tells nothing.
         """
         address = self._address(email, origin)
         self.users.check()
-        resend, quota = self.throttles.take_send_quota(method, address, origin.ip)
+        pause = [("get", CodeKeys(address).pause)] if method == OTP else []
+        ahead = self.users.read_ahead(address) if self.dispatcher.mode == "sync" else []
+        resend, quota, answers = self.throttles.take_send_quota(
+            method, address, origin.ip, [*pause, *ahead]
+        )
+        if pause and answers[0] is not None:  # the address's codes pause (links still work)
+            self.throttles.give_back([quota, resend])
+            raise ThrottledError(retry_after=ceil_seconds(float(answers[0]) - self.store.clock()))
+        self.users.was_read(address, answers[len(pause) :])
         try:
             key, secret = issue(address)
             context = {**self.mail.context(method, address, origin.ip, origin.host, ttl), **secret}
@@ -153,35 +161,17 @@ class SignInService:
         return Sent(expires_in=ttl)
 
     def request_code(self, email: object, next_url: object, origin: Origin) -> Sent:
-        """Send a code to ``email`` if it may sign in; answer the same either way."""
-        self._refuse_paused(email, origin)
+        """Send a code to ``email`` if it may sign in; answer the same either way. Codes
+        for an address whose daily guess budget is spent pause for a day (links keep
+        working): :class:`ThrottledError`, alike for every address."""
 
         def issue(address: str) -> tuple[str, dict[str, str]]:
-            code = new_code(self.settings.otp_length)
-            record = {
-                "id": new_nonce(),
-                # An address that gets no mail still gets a record (of a code nobody
-                # knows), so verifying answers alike for every address.
-                "hash": code_hash(self._secret_keys()[0], address, code),
-                "next": self.site.safe_next(next_url, origin),
-            }
-            key = f"otp:{address}"
-            self.store.set(key, json.dumps(record), self.settings.otp_ttl)
-            return key, {"code": code}
+            keys = CodeKeys(address)
+            code, ops = self.codes.issue(keys, self.site.safe_next(next_url, origin))
+            self.store.many(ops)
+            return keys.record, {"code": code}
 
         return self._request_sign_in(OTP, email, origin, self.settings.otp_ttl, issue)
-
-    def _refuse_paused(self, email: object, origin: Origin) -> None:
-        """Codes for an address whose daily guess budget is spent pause for a day (links
-        keep working): :class:`ThrottledError`, alike for every address."""
-        try:
-            address = normalize_email(email)
-        except InvalidEmailError:
-            return  # refused with the right error by _request_sign_in
-        until = self.store.get(f"otp-pause:{address}")
-        if until is not None:
-            self.throttles.count(origin.ip)
-            raise ThrottledError(retry_after=ceil_seconds(float(until) - self.store.clock()))
 
     def request_link(
         self, email: object, next_url: object, origin: Origin, *, waiter: str | None = None
@@ -211,58 +201,60 @@ class SignInService:
         guess uses an attempt before it is compared, so concurrent guesses cannot exceed
         ``OTP_MAX_ATTEMPTS``; a right code is consumed with compare-and-delete, so it works
         exactly once. Guesses at one address count against a daily budget too, whose end
-        pauses its codes for a day."""
+        pauses its codes for a day. Two store round trips: the counting with the reads,
+        then the consuming with the writes."""
         address = self._address(email, origin)
-        key = f"otp:{address}"
-        raw = self.store.get(key)
-        if raw is None:
-            self.throttles.count(origin.ip)
-            self._failed(address, OTP, "no code pending")
-            raise InvalidCodeError(attempts_left=0)
-        record = json.loads(raw)
+        keys = CodeKeys(address)
         limit = self.settings.otp_max_attempts
-        budget = GUESS_BUDGET_CODES * limit
-        tries_key = f"otp-tries:{address}:{record['id']}"
-        guesses_key = f"otp-guesses:{address}"
         digits = code_digits(code, self.settings.otp_length)
         if digits is None:  # not a code at all (a typo, not a guess): no attempt is used
-            self.throttles.count(origin.ip)
-            tries = int(self.store.get(tries_key) or 0)
+            _, (raw, tries) = self.throttles.count_with(
+                origin.ip, (), [("get", keys.record), ("get", keys.tries)]
+            )
+            if raw is None:
+                self._failed(address, OTP, "no code pending")
+                raise InvalidCodeError(attempts_left=0)
             self._failed(address, OTP, "not a code")
-            left, length = max(0, limit - tries), self.settings.otp_length
-            raise errors.NotACodeError(params={"digits": length}, attempts_left=left)
+            left = max(0, limit - int(tries or 0))
+            raise errors.NotACodeError(params={"digits": self.codes.length}, attempts_left=left)
         # Each guess is counted before it is compared. The counter, not deleting the record,
         # is what voids the code: a guess still in flight from within the limit must not
         # lose to a later one that went over it.
-        tries, today = self.throttles.count(
-            origin.ip, (tries_key, self.settings.otp_ttl, None), (guesses_key, DAY, None)
+        budget = GUESS_BUDGET_CODES * limit
+        (tries, today), (raw, *user) = self.throttles.count_with(
+            origin.ip,
+            [(keys.tries, self.settings.otp_ttl, None), (keys.guesses, DAY, None)],
+            [("get", keys.record), *self.users.read_ahead(address)],
         )
+        if raw is None:  # nothing to guess at: the guess was no attempt
+            self.throttles.give_back([keys.tries, keys.guesses])
+            self._failed(address, OTP, "no code pending")
+            raise InvalidCodeError(attempts_left=0)
+        self.users.was_read(address, user)
         if tries > limit or today > budget:
             if today >= budget:  # the budget went on guesses at a void code: pause all the same
-                self._pause_codes(address, key)
+                self._pause_codes(keys)
             self._failed(address, OTP, "too many attempts")
             raise InvalidCodeError(attempts_left=0)
-        if not code_matches(self._secret_keys(), address, digits, record["hash"]):
+        if not self.codes.matches(keys, unpack(raw), digits):
             if today == budget:
-                self._pause_codes(address, key)
+                self._pause_codes(keys)
             self._failed(address, OTP, "wrong code")
             raise InvalidCodeError(attempts_left=0 if today == budget else limit - tries)
-        if self.store.pop(key, expected=raw) is None:
+        make = self.users.make_ahead(address)
+        taken, *done = self.store.many([*self.codes.consume(keys, raw), *make])
+        self.users.was_made(address, done[2:])
+        if taken is None:
             self._failed(address, OTP, "code already used")
             raise InvalidCodeError(attempts_left=0)
-        # The person has their inbox: the day's guesses start again (and the counter does
-        # not stay behind for a day after every sign-in).
-        self.store.delete(guesses_key)
-        target = self.site.safe_next(next_url, origin) or record.get("next")
+        target = self.site.safe_next(next_url, origin) or unpack(raw).next
         return self._finish(address, OTP, target, InvalidCodeError(attempts_left=0), login)
 
-    def _pause_codes(self, address: str, code_key: str) -> None:
-        until = self.store.clock() + DAY
-        self.store.set(f"otp-pause:{address}", repr(until), DAY)
-        self.store.delete(code_key)
+    def _pause_codes(self, keys: CodeKeys) -> None:
+        self.store.many(self.codes.pause(keys, self.store.clock() + DAY))
         log.warning(
             "%s: %d wrong codes in a day; its codes pause for a day (links still work)",
-            mask_email(address),
+            mask_email(keys.address),
             GUESS_BUDGET_CODES * self.settings.otp_max_attempts,
         )
 

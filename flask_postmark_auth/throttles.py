@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Sequence
 from functools import lru_cache
+from typing import Any
 
 from .errors import ThrottledError
 from .settings import Settings
@@ -65,13 +67,24 @@ class Throttles:
         (``limit`` ``None``: count only), in one store round trip. Over any limit: the other
         counts are given back and :class:`ThrottledError` says when to retry. Returns the
         counts of ``more``."""
+        return self.count_with(ip, more)[0]
+
+    def count_with(
+        self,
+        ip: str | None,
+        more: Sequence[tuple[str, float, int | None]],
+        also: Sequence[tuple[Any, ...]] = (),
+    ) -> tuple[list[int], list[Any]]:
+        """:meth:`count`, with the store operations ``also`` (see :meth:`.Store.many`) sent
+        in the same round trip after the counting; returns the counts of ``more`` and the
+        answers of ``also``. Over a limit, ``also`` has run all the same."""
         self._maybe_purge()
         windows = [(key, window) for key, window, _ in more]
         limits: list[int | None] = [limit for _, _, limit in more]
         # A missing client address (a unix socket without ProxyFix) is one bucket, not none.
         windows.insert(0, (f"ip:{ip_bucket(ip) if ip else 'unknown'}", HOUR))
         limits.insert(0, self.settings.ip_requests_per_hour)
-        counts = self.store.hits(windows)
+        counts, *answers = self.store.many([("hits", windows), *also])
         waits = [
             # Never longer than the window: another worker's clock may run a hair behind.
             min(left, window)
@@ -79,10 +92,14 @@ class Throttles:
             if limit is not None and count > limit
         ]
         if waits:
-            for key, _ in windows[1:]:
-                self.store.undo_hit(key)
+            self.give_back([key for key, _ in windows[1:]])
             raise ThrottledError(retry_after=ceil_seconds(max(waits)))
-        return [count for count, _ in counts[1:]]
+        return [count for count, _ in counts[1:]], answers
+
+    def give_back(self, keys: Sequence[str]) -> None:
+        """Take back one hit of each counter of ``keys``, in one round trip."""
+        if keys:
+            self.store.many([("undo_hit", key) for key in keys])
 
     def _maybe_purge(self) -> None:
         """Drop expired entries at most once per :data:`PURGE_INTERVAL` (a race between two
@@ -95,9 +112,13 @@ class Throttles:
             dropped = self.store.purge()
             log.debug("purged %d expired store entries", dropped)
 
-    def take_send_quota(self, method: str, address: str, ip: str | None) -> tuple[str, str]:
+    def take_send_quota(
+        self, method: str, address: str, ip: str | None, also: Sequence[tuple[Any, ...]] = ()
+    ) -> tuple[str, str, list[Any]]:
         """Count the POST and use up one send of ``method`` to ``address``'s mailbox (hourly
-        quota, resend interval); the same answer whoever owns the address."""
+        quota, resend interval), the store operations ``also`` in the same round trip (as
+        :meth:`count_with`); the same answer whoever owns the address. Returns the keys of
+        the resend wait and of the quota, and the answers of ``also``."""
         mailbox = mailbox_key(address)
         quota = f"hour:{mailbox}"
         resend = f"resend:{method}:{mailbox}"
@@ -107,5 +128,5 @@ class Throttles:
         ]
         if interval:
             limits.append((resend, interval, 1))
-        self.count(ip, *limits)
-        return resend, quota
+        _, answers = self.count_with(ip, limits, also)
+        return resend, quota, answers

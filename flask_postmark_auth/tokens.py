@@ -3,6 +3,7 @@ tokens (itsdangerous-signed, timestamped, carrying a nonce the store consumes on
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import re
@@ -57,19 +58,29 @@ def _code_key(secret_key: bytes) -> bytes:
     return hmac.new(secret_key, CODE_KEY_CONTEXT, hashlib.sha256).digest()
 
 
+def _code_digest(secret_key: str | bytes, email: str, code: str) -> bytes:
+    key = _code_key(_to_bytes(secret_key))
+    return hmac.new(key, f"{email}\x00{code}".encode(), hashlib.sha256).digest()
+
+
 def code_hash(secret_key: str | bytes, email: str, code: str) -> str:
     """The keyed hash under which a code is kept: HMAC-SHA256 with a key derived from the
-    app's secret key, over the address and the code (so equal codes never hash alike)."""
-    key = _code_key(_to_bytes(secret_key))
-    return hmac.new(key, f"{email}\x00{code}".encode(), hashlib.sha256).hexdigest()
+    app's secret key, over the address and the code (so equal codes never hash alike),
+    its first 128 bits in 22 URL-safe base64 characters."""
+    return base64.urlsafe_b64encode(_code_digest(secret_key, email, code)[:16]).decode()[:22]
 
 
 def code_matches(secret_keys: Sequence[str | bytes], email: str, code: str, stored: str) -> bool:
-    """Constant-time check of ``code`` against ``stored`` under the current key or a fallback."""
+    """Constant-time check of ``code`` against ``stored`` under the current key or a
+    fallback (``stored`` may also be the 64 hex digits of earlier releases)."""
     found = False
     for key in secret_keys:
         # No early exit: every key is tried, so timing does not tell which one matched.
-        found |= hmac.compare_digest(code_hash(key, email, code), stored)
+        if len(stored) == 64:
+            kept = _code_digest(key, email, code).hex()
+        else:
+            kept = code_hash(key, email, code)
+        found |= hmac.compare_digest(kept, stored)
     return found
 
 

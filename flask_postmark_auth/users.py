@@ -5,9 +5,10 @@ from __future__ import annotations
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from flask import g, has_app_context
 from flask_login import UserMixin
 
 from .addresses import normalize_email
@@ -21,9 +22,22 @@ FindUser = Callable[[str], Any]
 CreateUser = Callable[[str], Any]
 
 _USER_KEY = "user:"
+_MEMO = "_postmark_auth_users"
 #: Separates the address from the session token in a built-in user's Flask-Login id (no
 #: address this package accepts holds one).
 _ID_SEP = ":"
+
+
+def _memo() -> dict[tuple[str, str], Any] | None:
+    """This app context's answers read ahead for built-in users (see
+    :meth:`UserDirectory.read_ahead`); ``None`` outside an app context."""
+    if not has_app_context():
+        return None
+    memo: dict[tuple[str, str], Any] | None = g.get(_MEMO)
+    if memo is None:
+        memo = {}
+        setattr(g, _MEMO, memo)
+    return memo
 
 
 class AddressMismatchError(Exception):
@@ -115,12 +129,54 @@ class UserDirectory:
 
     def find(self, email: str) -> Any:
         """The user for ``email``, or ``None``; :class:`AddressMismatchError` when the app's
-        callback answers with someone else's account."""
+        callback answers with someone else's account. A built-in user read ahead in this
+        request (:meth:`read_ahead`) costs no store call."""
         find, _ = self.check()
         if find is not None:
             return self._own(find(email), email, "find_user")
-        token = self._store.get(_USER_KEY + email)
+        memo = _memo()
+        if memo is not None and ("seen", email) in memo:
+            token = memo.pop(("seen", email))
+        else:
+            token = self._store.get(_USER_KEY + email)
         return EmailUser(email, token) if token is not None else None
+
+    # A request that is about to look a built-in user up (and maybe make it) sends the store
+    # operations for it in a batch of its own (Store.many) and hands over the answers: the
+    # next find() or create() of that address in the same request (app context) uses them
+    # once instead of a round trip of its own.
+
+    def read_ahead(self, email: str) -> list[tuple[Any, ...]]:
+        """The store operations that read the built-in user ``email`` (none for the app's
+        own users, or outside an app context); their answers go to :meth:`was_read`."""
+        if not self.builtin or _memo() is None:
+            return []
+        return [("get", _USER_KEY + email)]
+
+    def was_read(self, email: str, answers: Sequence[Any]) -> None:
+        """Keep the answers of :meth:`read_ahead`'s operations for the next :meth:`find`."""
+        memo = _memo()
+        if answers and memo is not None:
+            memo[("seen", email)] = answers[0]
+
+    def make_ahead(self, email: str) -> list[tuple[Any, ...]]:
+        """The store operations that make the built-in user ``email`` when what was read
+        ahead says it does not exist and sign-up is open; their answers go to
+        :meth:`was_made`, for the next :meth:`create`."""
+        memo = _memo()
+        if memo is None or not self.builtin or not self._allow_signup:
+            return []
+        if memo.get(("seen", email), "") is not None:
+            return []  # it exists, or nothing was read ahead
+        token = secrets.token_urlsafe(12)
+        memo[("made", email)] = token
+        return [("add", _USER_KEY + email, token, None)]
+
+    def was_made(self, email: str, answers: Sequence[Any]) -> None:
+        """Keep whether :meth:`make_ahead`'s atomic add made the user."""
+        memo = _memo()
+        if answers and memo is not None and isinstance(memo.get(("made", email)), str):
+            memo[("made", email)] = (memo[("made", email)], bool(answers[0]))
 
     def create(self, email: str) -> tuple[Any, bool]:
         """Make the user for a first sign-in; ``(user, created)``. Built-in users are
@@ -139,8 +195,13 @@ class UserDirectory:
                     "@auth.find_user still finds no user for it"
                 )
             return user, False
-        token = secrets.token_urlsafe(12)
-        created = self._store.add(_USER_KEY + email, token, None)
+        memo = _memo()
+        made = memo.pop(("made", email), None) if memo is not None else None
+        if isinstance(made, tuple):
+            token, created = made
+        else:
+            token = secrets.token_urlsafe(12)
+            created = self._store.add(_USER_KEY + email, token, None)
         if not created:
             token = self._store.get(_USER_KEY + email) or token
         return EmailUser(email, token), created
@@ -182,6 +243,9 @@ class UserDirectory:
 
     def rotate(self, email: str) -> None:
         """:meth:`revoke` for a user known to exist (one who just signed out)."""
+        memo = _memo()
+        if memo is not None:
+            memo.pop(("seen", email), None)
         self._store.set(_USER_KEY + email, secrets.token_urlsafe(12), None)
 
     def signed_out(self, user: Any) -> None:

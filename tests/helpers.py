@@ -5,7 +5,9 @@ module imports): the app factory's type. The mail helpers are public, in
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import pytest
 from flask import Flask
 
 #: The ``make_app`` fixture: keyword arguments are POSTMARK_AUTH_* settings (short names),
@@ -29,3 +31,19 @@ def deployed_app(**config: object) -> Flask:
     )
     app.config.update(config)
     return app
+
+
+def count_round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets one item per request redis-py writes to a socket (a pipeline writes
+    all its commands at once): the round trips to Redis from now on."""
+    import redis.connection
+
+    sent: list[int] = []
+    original: Any = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self: Any, command: Any, check_health: bool = True) -> None:
+        sent.append(1)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent

@@ -26,6 +26,7 @@ LAYERS: list[tuple[str, set[str]]] = [
     (
         "domain",
         {
+            "codes",
             "flows",
             "flow_config",
             "delivery",

@@ -3,6 +3,8 @@ without it. Store-dependent properties run on every backend (memory, SQLite, Red
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import threading
@@ -20,7 +22,7 @@ from flask_postmark_auth.testing import (
     link_in,
     record_messages,
 )
-from flask_postmark_auth.tokens import LinkSigner
+from flask_postmark_auth.tokens import LinkSigner, _code_key, code_hash
 from tests.helpers import AppFactory
 
 EMAIL = "ann@example.com"
@@ -54,8 +56,9 @@ def test_code_is_kept_only_as_a_keyed_hash(backend_app: Flask) -> None:
     raw = backend_app.extensions["postmark_auth"].store.get(f"otp:{EMAIL}")
     assert raw is not None
     assert code not in raw
-    record = json.loads(raw)
-    assert len(record["hash"]) == 64
+    digest, bar, target = raw.partition("|")
+    assert (len(digest), bar, target) == (22, "|", "")
+    assert digest == code_hash(backend_app.config["SECRET_KEY"], EMAIL, code)
 
 
 def test_used_code_is_rejected(backend_app: Flask) -> None:
@@ -80,6 +83,40 @@ def test_code_dies_after_max_wrong_guesses(backend_app: Flask) -> None:
     response = verify(client, code)  # the right code, too late
     assert response.status_code == 400
     assert response.json["attempts_left"] == 0
+
+
+def test_a_new_code_gets_its_attempts_afresh(backend_app: Flask) -> None:
+    client = backend_app.test_client()
+    with record_messages(backend_app) as outbox:
+        request_code(client)
+        first = code_in(outbox[0])
+        assert [verify(client, other_code(first)).json["attempts_left"] for _ in range(3)] == [
+            4,
+            3,
+            2,
+        ]
+        request_code(client)
+    second = code_in(outbox[1])
+    assert verify(client, other_code(second)).json["attempts_left"] == 4
+    assert verify(client, second).status_code == 200
+    # Signing in leaves no counter of the code behind.
+    store = backend_app.extensions["postmark_auth"].store
+    assert store.get(f"otp-tries:{EMAIL}") is None
+    assert store.get(f"otp-guesses:{EMAIL}") is None
+
+
+def test_a_code_stored_by_an_earlier_release_still_signs_in(backend_app: Flask) -> None:
+    """Records of earlier releases (JSON, the hash in 64 hex digits) pending at an upgrade
+    keep working until they expire."""
+    client = backend_app.test_client()
+    key = _code_key(b"test-secret")
+    digest = hmac.new(key, f"{EMAIL}\x00123456".encode(), hashlib.sha256).hexdigest()
+    record = {"id": "an-earlier-nonce", "hash": digest, "next": "/after"}
+    backend_app.extensions["postmark_auth"].store.set(f"otp:{EMAIL}", json.dumps(record), 600)
+    assert verify(client, "654321").json["attempts_left"] == 4
+    response = verify(client, "123456")
+    assert response.status_code == 200
+    assert response.json["next"] == "/after"
 
 
 def test_new_code_voids_the_old_one(backend_app: Flask) -> None:

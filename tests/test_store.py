@@ -38,6 +38,7 @@ from flask_postmark_auth.store import sqlite as sqlite_module
 from flask_postmark_auth.store.redis import DEFAULT_PREFIX
 from flask_postmark_auth.testing import FakeClock
 from support import redis_server
+from tests.helpers import count_round_trips
 
 START = 1_700_000_000.25
 
@@ -286,6 +287,81 @@ class StoreContract:
         run_threads(workers, hammer)
         assert sorted(a for a, _ in counts) == list(range(1, workers * each + 1))
         assert sorted(b for _, b in counts) == list(range(1, workers * each + 1))
+
+    # -- many ------------------------------------------------------------------------------
+
+    def test_many_answers_each_operation_in_order(self, store: Store, clock: FakeClock) -> None:
+        store.set("old", "o", 60)
+        store.set("gone", "g", 60)
+        store.hit("count", 60)
+        answers = store.many(
+            [
+                ("get", "old"),
+                ("set", "new", "n", 30),
+                ("add", "new-too", "t", None),
+                ("add", "old-add", "x", 60),
+                ("pop", "gone", "g"),
+                ("delete", "absent"),
+                ("hits", [("count", 60), ("fresh", 10)]),
+                ("undo_hit", "other"),
+                ("get", "missing"),
+            ]
+        )
+        assert answers == [
+            "o",
+            None,
+            True,
+            True,
+            "g",
+            None,
+            [(2, pytest.approx(60)), (1, pytest.approx(10))],
+            None,
+            None,
+        ]
+        assert store.get("new") == "n"
+        assert store.get("new-too") == "t"
+        assert store.get("gone") is None
+        clock.advance(30)
+        assert store.many(
+            [("get", "new"), ("pop", "old", "wrong"), ("add", "old-add", "y", 9)]
+        ) == [
+            None,
+            None,
+            False,
+        ]
+        assert store.many([("undo_hit", "count"), ("pop", "old")]) == [None, "o"]
+        assert store.hit("count", 60) == (2, pytest.approx(30))
+        assert store.many([]) == []
+        assert store.many([("get", "new-too")]) == ["t"]
+
+    @pytest.mark.parametrize("op", [("push", "l", "v", None, 3), ("purge",), (), ("items", "l")])
+    def test_many_runs_only_the_batched_operations(
+        self, store: Store, op: tuple[Any, ...]
+    ) -> None:
+        with pytest.raises(ValueError, match=r"Store\.many runs"):
+            store.many([("set", "k", "v", None), op])
+        assert store.get("k") is None
+        assert store.items("l") == []
+
+    def test_concurrent_batches_pop_a_value_exactly_once(self, store: Store) -> None:
+        workers = 8
+        barrier = threading.Barrier(workers)
+        taken: list[str] = []
+        for round_ in range(10):
+            store.set("secret", f"s{round_}", 60)
+
+            def race(i: int, tries: str = f"tries-{round_}") -> None:
+                barrier.wait(timeout=30)
+                counted, value, _ = store.many(
+                    [("hits", [(tries, 60)]), ("pop", "secret"), ("get", f"x{i}")]
+                )
+                assert counted[0][0] in range(1, workers + 1)
+                if value is not None:
+                    taken.append(value)
+
+            run_threads(workers, race)
+            assert store.hit(f"tries-{round_}", 60)[0] == workers + 1
+        assert sorted(taken) == sorted(f"s{r}" for r in range(10))
 
     # -- push / items ---------------------------------------------------------------------
 
@@ -744,6 +820,38 @@ class TestRedisStore(StoreContract):
         store.check()  # done once: not scanned again
         assert store.get("user:late@example.com") is None
         assert store.size() == 3
+
+    def test_a_batch_is_one_round_trip(
+        self, store: RedisStore, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        store.set("k", "v", 60)
+        sent = count_round_trips(monkeypatch)
+        store.many(
+            [("get", "k"), ("hits", [("a", 60), ("b", 60)]), ("pop", "k"), ("set", "n", "1", 5)]
+        )
+        assert len(sent) == 1
+        store.get("k")
+        assert len(sent) == 2
+
+    def test_a_batch_after_a_script_flush_loads_the_scripts_again(self) -> None:
+        server = redis_server.RedisServer()
+        try:
+            server.start()
+        except redis_server.RedisUnavailableError as exc:
+            redis_server.unavailable(str(exc))
+        store = RedisStore(server.url, prefix=redis_server.unique_prefix())
+        try:
+            store.set("k", "v", 60)
+            store.client.script_flush()
+            assert store.many([("hits", [("h", 60)]), ("pop", "k"), ("get", "k")]) == [
+                [(1, pytest.approx(60, abs=1))],
+                "v",
+                None,
+            ]
+            assert store.hit("h", 60)[0] == 2  # counted once, not again with the reload
+        finally:
+            store.close()
+            server.stop()
 
     def test_restarted_redis_is_used_again_by_the_same_store(self) -> None:
         server = redis_server.RedisServer()

@@ -14,8 +14,11 @@ from __future__ import annotations
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 Clock = Callable[[], float]
+#: The operations :meth:`Store.many` sends together: a batch names each by its method.
+BATCHED = frozenset({"set", "add", "get", "delete", "pop", "hits", "undo_hit"})
 
 
 class StoreUnavailableError(RuntimeError):
@@ -91,6 +94,18 @@ class Store(ABC):
         in the same order. Keys must differ."""
         return [self.hit(key, window) for key, window in windows]
 
+    def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Run each operation of ``ops`` in order and return their answers: an operation is
+        a method name of :data:`BATCHED` then its arguments, such as ``("get", key)`` or
+        ``("hits", [(key, window)])``. Where the backend allows, the batch costs one round
+        trip (Redis: one pipeline) or one transaction (SQLite, SQL). Each operation is as
+        atomic as on its own, but the batch need not be (on Redis another client may run
+        between two of them), so the keys of one batch must differ. On failure,
+        :class:`StoreUnavailableError`; earlier operations of the batch may have happened.
+        """
+        check_batch(ops)
+        return [getattr(self, op[0])(*op[1:]) for op in ops]
+
     @abstractmethod
     def undo_hit(self, key: str) -> None:
         """Take back one hit of the counter ``key`` in its current window (never below zero,
@@ -126,3 +141,11 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to close
         """Release connections; the store may be used again afterwards (it reconnects)."""
+
+
+def check_batch(ops: Sequence[tuple[Any, ...]]) -> None:
+    """Raise :class:`ValueError` unless every operation of ``ops`` names one of
+    :data:`BATCHED` (a batch runs nothing else)."""
+    for op in ops:
+        if not op or op[0] not in BATCHED:
+            raise ValueError(f"Store.many runs {sorted(BATCHED)}, not {op[:1]!r}")

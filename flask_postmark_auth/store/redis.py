@@ -20,8 +20,8 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import redis_clients, redis_layout
-from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError
+from . import redis_clients, redis_layout, redis_ops
+from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
 from .redis_lua import HELPERS, SCRIPTS
 
 log = logging.getLogger("flask_postmark_auth")
@@ -138,30 +138,18 @@ class RedisStore(Store):
         no failover is under way; the next operation then asks them for the master again."""
         if not self.replica_acks:
             return self._run(name, keys, now, *args)
-        client = self.client
-        argv = (*keys, repr(now), *args)
         with self._guard():
-            for attempt in (1, 2):
-                pipe = client.pipeline(transaction=False)
-                pipe.evalsha(self._shas[name], len(keys), *argv)
-                pipe.execute_command("WAIT", self.replica_acks, redis_clients.ACK_TIMEOUT_MS)
-                reply, acks = pipe.execute(raise_on_error=False)
-                if attempt == 1 and isinstance(reply, self._no_script):
-                    client.script_load(self._sources[name])
-                    continue
-                for answer in (reply, acks):
-                    if isinstance(answer, Exception):
-                        raise answer
-                break
-            if int(acks) < self.replica_acks and redis_clients.failover_suspected(
-                self.target, client
-            ):
-                client.connection_pool.disconnect()
-                raise StoreUnavailableError(
-                    "Redis store unavailable: a write was not acknowledged by a replica "
-                    "while the Sentinels report a failover"
-                )
-        return reply
+            return self._pipeline(self.client, [(name, list(keys), [repr(now), *args])])[0]
+
+    def _check_acks(self, client: Any, acks: int) -> None:
+        """A write fewer replicas acknowledged than asked fails while the Sentinels report a
+        failover (and the next operation asks them for the master again)."""
+        if acks < self.replica_acks and redis_clients.failover_suspected(self.target, client):
+            client.connection_pool.disconnect()
+            raise StoreUnavailableError(
+                "Redis store unavailable: a write was not acknowledged by a replica "
+                "while the Sentinels report a failover"
+            )
 
     def _groups(self, keys: Sequence[str]) -> list[list[int]]:
         """Indexes of ``keys`` per script: all together on one server, by hash slot in a
@@ -181,7 +169,7 @@ class RedisStore(Store):
         batch: list[str] = []
         with self._guard():
             for key in self.client.scan_iter(match=redis_layout.pattern(self.prefix), count=500):
-                batch.append(_text(key))
+                batch.append(redis_ops.text(key))
                 if len(batch) == 500:
                     yield batch
                     batch = []
@@ -196,21 +184,67 @@ class RedisStore(Store):
 
     # -- the Store interface --------------------------------------------------------------
 
+    def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The operations of ``ops`` as scripts in one pipeline: one round trip (in
+        Sentinel mode with the ``WAIT`` of a write in it too). In a cluster, where the keys
+        of a batch lie in several slots, operation by operation."""
+        check_batch(ops)
+        if self.cluster or len(ops) < 2:
+            return super().many(ops)
+        now = self.clock()
+        plans = [redis_ops.plan(op, now, self._key, self._list) for op in ops]
+        client = self._client or self.client
+        with self._guard():
+            replies = self._pipeline(client, [(name, keys, args) for name, keys, args, _ in plans])
+        return [read(reply) for (_, _, _, read), reply in zip(plans, replies, strict=True)]
+
+    def _pipeline(
+        self, client: Any, calls: list[tuple[str, list[str], list[Any]]], *, reload: bool = True
+    ) -> list[Any]:
+        """Each ``(script, keys, args)`` of ``calls`` by EVALSHA in one pipeline; the calls
+        of a script the server lost (NOSCRIPT, after a restart) are loaded and run again,
+        alone (they did not run, and the keys of a batch differ)."""
+        pipe = client.pipeline(transaction=False)
+        for name, keys, args in calls:
+            pipe.evalsha(self._shas[name], len(keys), *keys, *args)
+        if self.replica_acks:
+            pipe.execute_command("WAIT", self.replica_acks, redis_clients.ACK_TIMEOUT_MS)
+        replies = list(pipe.execute(raise_on_error=False))
+        acks = replies.pop() if self.replica_acks else None
+        lost = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
+        if lost and reload:
+            for name in {calls[i][0] for i in lost}:
+                client.script_load(self._sources[name])
+            again = self._pipeline(client, [calls[i] for i in lost], reload=False)
+            for i, reply in zip(lost, again, strict=True):
+                replies[i] = reply
+            return replies
+        for reply in [*replies, acks]:
+            if isinstance(reply, Exception):
+                raise reply
+        if acks is not None:
+            self._check_acks(client, int(acks))
+        return replies
+
+    def _one(self, op: tuple[Any, ...], *, write: bool = True) -> Any:
+        """One operation of :data:`~.base.BATCHED` on its own: one script."""
+        now = self.clock()
+        name, keys, args, read = redis_ops.plan(op, now, self._key, self._list)
+        return read((self._write if write else self._run)(name, keys, now, *args[1:]))
+
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds."""
-        now = self.clock()
-        self._write("set", [self._key(key)], now, value, _expiry(now, ttl))
+        self._one(("set", key, value, ttl))
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
         """Store ``value`` for ``ttl`` seconds only if ``key`` is absent (or expired); True
         when stored."""
-        now = self.clock()
-        return bool(self._write("add", [self._key(key)], now, value, _expiry(now, ttl)))
+        return bool(self._one(("add", key, value, ttl)))
 
     def get(self, key: str) -> str | None:
         """The live value of ``key``, or ``None`` (absent or logically expired)."""
-        value = self._run("get", [self._key(key)], self.clock())
-        return None if value is None else _text(value)
+        value: str | None = self._one(("get", key), write=False)
+        return value
 
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
@@ -218,18 +252,17 @@ class RedisStore(Store):
         reply = self._run("ttl", [self._key(key)], now)
         if reply is None:
             return None
-        expires = float(_text(reply))
+        expires = float(redis_ops.text(reply))
         return math.inf if math.isinf(expires) else expires - now
 
     def delete(self, key: str) -> None:
         """Remove ``key`` (and a list of that name) if present."""
-        self._write("delete", [self._key(key), self._list(key)], self.clock())
+        self._one(("delete", key))
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key`` in one script; with ``expected``, only when it matches."""
-        flag, compare = ("0", "") if expected is None else ("1", expected)
-        value = self._write("pop", [self._key(key)], self.clock(), flag, compare)
-        return None if value is None else _text(value)
+        value: str | None = self._one(("pop", key, expected))
+        return value
 
     def hit(self, key: str, window: float) -> tuple[int, float]:
         """Count one event on ``key`` in a fixed window of ``window`` seconds; return
@@ -257,12 +290,12 @@ class RedisStore(Store):
                 part = self._write("hits", batch, now, *args[1:])
             for i, answer in zip(group, part, strict=True):
                 answers[i] = answer
-        return [(int(_text(count)), float(_text(expires)) - now) for count, expires in answers]
+        return redis_ops.counts(answers, now)
 
     def undo_hit(self, key: str) -> None:
         """Take back one hit of ``key`` in its current window (never below zero); no-op if
         absent."""
-        self._write("undo_hit", [self._key(key)], self.clock())
+        self._one(("undo_hit", key))
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key``, keeping the newest ``max_items``;
@@ -270,11 +303,13 @@ class RedisStore(Store):
         if max_items < 1:
             raise ValueError("max_items must be at least 1")
         now = self.clock()
-        self._write("push", [self._list(key)], now, value, _expiry(now, ttl), max_items)
+        self._write("push", [self._list(key)], now, value, redis_ops.expiry(now, ttl), max_items)
 
     def items(self, key: str) -> list[str]:
         """The list ``key``, newest first (empty when absent or expired)."""
-        return [_text(item) for item in self._run("items", [self._list(key)], self.clock())]
+        return [
+            redis_ops.text(item) for item in self._run("items", [self._list(key)], self.clock())
+        ]
 
     def purge(self) -> int:
         """Drop logically expired keys found by SCAN; return how many entries went."""
@@ -361,13 +396,3 @@ class RedisStore(Store):
             manager = getattr(pool, "sentinel_manager", None)
             for sentinel in getattr(manager, "sentinels", ()):
                 sentinel.close()
-
-
-def _expiry(now: float, ttl: float | None) -> str:
-    """The logical expiry sent to a script: ``''`` for never."""
-    return "" if ttl is None else repr(now + ttl)
-
-
-def _text(value: object) -> str:
-    """A reply as ``str`` (an injected client may not decode responses)."""
-    return value.decode() if isinstance(value, bytes) else str(value)

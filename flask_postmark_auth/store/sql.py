@@ -17,7 +17,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeAlias, TypeVar
 
 try:
     import sqlalchemy as sa
@@ -27,10 +27,12 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from . import sql_schema as schema
-from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError
+from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
 from .sql_statements import Statements
 
 T = TypeVar("T")
+#: What one operation does inside a transaction.
+Work: TypeAlias = Callable[[sa.Connection], T]
 #: Tries of a transaction the database chose as a deadlock victim (or, for a list, that
 #: lost the race for an item number) before the store reports itself unavailable.
 ATTEMPTS = 5
@@ -154,21 +156,36 @@ class SQLStore(Store):
         return int(self._run(lambda conn: conn.execute(stmt, params).rowcount))
 
     # -- the Store interface --------------------------------------------------------------
+    # Each operation that :meth:`many` can batch is built by a ``_w_<name>`` method as the
+    # work of a transaction, so a batch runs them all in one.
+
+    def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The operations of ``ops`` in one transaction (one commit, one pooled connection
+        checked once); on MySQL a batch holding an :meth:`add` runs operation by operation,
+        as ``add`` takes two transactions there."""
+        check_batch(ops)
+        if len(ops) < 2 or (self.q.add is None and any(op[0] == "add" for op in ops)):
+            return super().many(ops)
+        self._ready()
+        works = [getattr(self, "_w_" + op[0])(*op[1:]) for op in ops]
+        return self._run(lambda conn: [work(conn) for work in works])
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value``, replacing any previous one (one UPSERT)."""
+        self._run(self._w_set(key, value, ttl))
+
+    def _w_set(self, key: str, value: str, ttl: float | None) -> Work[None]:
         exp = _expires(self.clock(), ttl)
-        self._do(self.q.set, {"k": schema.encode_name(key), "v": schema.encode(value), "exp": exp})
+        params = {"k": schema.encode_name(key), "v": schema.encode(value), "exp": exp}
+        return _statement(self.q.set, params)
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
         """Store ``value`` only if ``key`` is absent or expired: one conditional UPSERT
         (PostgreSQL, SQLite); on MySQL an INSERT, else an UPDATE of an expired row, each its
         own transaction, so no lock outlives its statement."""
-        now = self.clock()
-        params = {"k": schema.encode_name(key), "v": schema.encode(value), "now": now}
-        params["exp"] = _expires(now, ttl)
         if self.q.add is not None:
-            return self._one(self.q.add, params) is not None
+            return self._run(self._w_add(key, value, ttl))
+        params = self._add_params(key, value, ttl)
         for _ in range(ATTEMPTS):
             if self._run(lambda conn: self._do_in(conn, self.q.insert, params), duplicate=False):
                 return True  # a duplicate key: the name is there (live or expired)
@@ -179,10 +196,29 @@ class SQLStore(Store):
             # deleted between the INSERT and the UPDATE: try again
         return False
 
+    def _add_params(self, key: str, value: str, ttl: float | None) -> dict[str, Any]:
+        now = self.clock()
+        params = {"k": schema.encode_name(key), "v": schema.encode(value), "now": now}
+        params["exp"] = _expires(now, ttl)
+        return params
+
+    def _w_add(self, key: str, value: str, ttl: float | None) -> Work[bool]:
+        params = self._add_params(key, value, ttl)
+        add: Any = self.q.add  # only asked for where the dialect has one (see add)
+        return lambda conn: conn.execute(add, params).first() is not None
+
     def get(self, key: str) -> str | None:
         """The live value, or ``None``."""
-        row = self._one(self.q.get, {"k": schema.encode_name(key), "now": self.clock()})
-        return None if row is None else self._read(row)
+        return self._run(self._w_get(key))
+
+    def _w_get(self, key: str) -> Work[str | None]:
+        params = {"k": schema.encode_name(key), "now": self.clock()}
+
+        def work(conn: sa.Connection) -> str | None:
+            row = conn.execute(self.q.get, params).first()
+            return None if row is None else self._read(row)
+
+        return work
 
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
@@ -194,21 +230,33 @@ class SQLStore(Store):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` and the list of that name (one DELETE)."""
-        self._do(self.q.delete, {"k": schema.encode_name(key)})
+        self._run(self._w_delete(key))
+
+    def _w_delete(self, key: str) -> Work[None]:
+        params = {"k": schema.encode_name(key)}
+        return _statement(self.q.delete, params)
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key``: one ``DELETE ... RETURNING``, or a row lock then a DELETE
         in one transaction; of any number of concurrent callers exactly one gets the value."""
+        self._ready()
+        return self._run(self._w_pop(key, expected))
+
+    def _w_pop(self, key: str, expected: str | None = None) -> Work[str | None]:
         params: dict[str, Any] = {"k": schema.encode_name(key), "now": self.clock()}
         if expected is not None:
             params["want"] = schema.encode(expected)
-        self._ready()
-        if self.returning:
-            row = self._one(self.q.pop if expected is None else self.q.pop_expected, params)
-        else:
-            lock = self.q.lock if expected is None else self.q.lock_expected
-            row = self._run(lambda conn: self._locked_pop(conn, lock, params))
-        return None if row is None else self._read(row)
+
+        def work(conn: sa.Connection) -> str | None:
+            if self.returning:
+                stmt = self.q.pop if expected is None else self.q.pop_expected
+                row = conn.execute(stmt, params).first()
+            else:
+                lock = self.q.lock if expected is None else self.q.lock_expected
+                row = self._locked_pop(conn, lock, params)
+            return None if row is None else self._read(row)
+
+        return work
 
     def _locked_pop(self, conn: sa.Connection, lock: Any, params: dict[str, Any]) -> Any:
         """Lock the live row (a second caller waits, then finds none), then delete it."""
@@ -224,25 +272,32 @@ class SQLStore(Store):
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
         """Several :meth:`hit` in one transaction, an UPSERT each, read with ``RETURNING``
         or (MySQL) afterwards; rows go in name order, so two callers never deadlock."""
-        if not windows:
-            return []
+        return self._run(self._w_hits(windows)) if windows else []
+
+    def _w_hits(self, windows: Sequence[tuple[str, float]]) -> Work[list[tuple[int, float]]]:
         now = self.clock()
         names = sorted({schema.encode_name(key): now + window for key, window in windows}.items())
         rows = [{"k": name, "exp": exp, "now": now} for name, exp in names]
 
-        def work(conn: sa.Connection) -> list[Any]:
+        def work(conn: sa.Connection) -> list[tuple[int, float]]:
             if self.family != "mysql":
-                return [conn.execute(self.q.hit, row).one() for row in rows]
-            for row in rows:
-                conn.execute(self.q.hit, row)
-            return list(conn.execute(self.q.counts, {"names": [row["k"] for row in rows]}))
+                found = [conn.execute(self.q.hit, row).one() for row in rows]
+            else:
+                for row in rows:
+                    conn.execute(self.q.hit, row)
+                found = list(conn.execute(self.q.counts, {"names": [r["k"] for r in rows]}))
+            answers = {bytes(r.name): (int(r.counter), float(r.expires) - now) for r in found}
+            return [answers[schema.encode_name(key)] for key, _ in windows]
 
-        found = {bytes(r.name): (int(r.counter), float(r.expires) - now) for r in self._run(work)}
-        return [found[schema.encode_name(key)] for key, _ in windows]
+        return work
 
     def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
-        self._do(self.q.undo_hit, {"k": schema.encode_name(key), "now": self.clock()})
+        self._run(self._w_undo_hit(key))
+
+    def _w_undo_hit(self, key: str) -> Work[None]:
+        params = {"k": schema.encode_name(key), "now": self.clock()}
+        return _statement(self.q.undo_hit, params)
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key`` (the next item number; a push that
@@ -314,6 +369,15 @@ class SQLStore(Store):
         call connects again."""
         if self._owns_engine:
             self.engine.dispose()
+
+
+def _statement(stmt: Any, params: dict[str, Any]) -> Work[None]:
+    """The work of running ``stmt`` once, for an operation that answers nothing."""
+
+    def work(conn: sa.Connection) -> None:
+        conn.execute(stmt, params)
+
+    return work
 
 
 def _expires(now: float, ttl: float | None) -> float | None:

@@ -17,8 +17,9 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator, Sequence
+from typing import Any
 
-from .base import Clock, Store, StoreUnavailableError
+from .base import Clock, Store, StoreUnavailableError, check_batch
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -215,7 +216,12 @@ class SQLiteStore(Store):
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken (or waited for) first."""
+        """A ``BEGIN IMMEDIATE`` transaction: the write lock is taken (or waited for) first.
+        Inside :meth:`many`'s transaction, that one."""
+        if getattr(self._local, "batch", False):
+            with self._guard() as conn:
+                yield conn
+            return
         with self._guard() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -230,6 +236,19 @@ class SQLiteStore(Store):
         return None if ttl is None else now + ttl
 
     # -- the Store interface --------------------------------------------------------------
+
+    def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """The operations of ``ops`` in one ``BEGIN IMMEDIATE`` transaction: one commit,
+        and no other writer between them."""
+        check_batch(ops)
+        if len(ops) < 2:
+            return super().many(ops)
+        with self._transaction():
+            self._local.batch = True
+            try:
+                return super().many(ops)
+            finally:
+                self._local.batch = False
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds
