@@ -37,6 +37,8 @@ log = logging.getLogger("flask_postmark_auth")
 #: A flow's ``rate_limit``: ``"default"`` (``FLOW_EMAILS_PER_HOUR`` and
 #: ``FLOW_IP_REQUESTS_PER_HOUR``), a dict overriding either, or ``None`` (no limit).
 RateLimit = Mapping[str, "int | None"] | Literal["default"] | None
+#: What happened to a flow step (see :class:`StepOutcome`).
+StepStatus = Literal["sent", "queued", "skipped", "rate_limited", "failed"]
 
 
 class FlowError(Exception):
@@ -113,7 +115,7 @@ class StepOutcome:
     ``failed`` (``error``)."""
 
     index: int
-    status: str
+    status: StepStatus
     to: str | None = None
     message_id: str | None = None
     error: Exception | None = None
@@ -265,7 +267,7 @@ def _send_one(step: RenderedStep, send: Sender) -> StepOutcome:
     except (PostmarkError, MessageValidationError, DeliveryFailedError) as exc:
         # DeliveryFailedError: a task queue's broker refused the step.
         return StepOutcome(step.index, "failed", to=step.to, error=exc)
-    status = "sent" if message_id else "queued"
+    status: StepStatus = "sent" if message_id else "queued"
     return StepOutcome(step.index, status, to=step.to, message_id=message_id)
 
 

@@ -32,9 +32,6 @@ from .users import AddressMismatchError, UserDirectory
 
 log = logging.getLogger("flask_postmark_auth")
 
-#: Wrong guesses at one address's codes, in a day, before its codes pause for a day (in
-#: units of ``OTP_MAX_ATTEMPTS``: three codes' worth). At the defaults that is 15 guesses a
-
 
 #: Starts the session of a user who proved their address; False when it cannot.
 Login = Callable[[Any], bool]

@@ -11,6 +11,7 @@ from flask.testing import FlaskClient
 from flask_login import UserMixin, current_user, login_required
 
 from flask_postmark_auth import PostmarkAuth, signals
+from flask_postmark_auth.store.base import member
 from flask_postmark_auth.testing import (
     FakeClock,
     RecordedMessage,
@@ -339,7 +340,7 @@ def test_builtin_user_signs_up_once_per_address(
             request_code(client)
             verify(client, code_in(outbox[n]))
             client.post("/auth/logout", json={})
-            app.extensions["postmark_auth"].store.delete(f"resend:otp:{EMAIL}")
+            app.extensions["postmark_auth"].store.delete(member(f"send:{EMAIL}", "r:otp"))
     assert created == [EMAIL]
 
 

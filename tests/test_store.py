@@ -35,6 +35,7 @@ from flask_postmark_auth.store import (
     open_store,
 )
 from flask_postmark_auth.store import sqlite as sqlite_module
+from flask_postmark_auth.store.base import member
 from flask_postmark_auth.store.redis import DEFAULT_PREFIX
 from flask_postmark_auth.testing import FakeClock
 from support import redis_server
@@ -362,6 +363,49 @@ class StoreContract:
             run_threads(workers, race)
             assert store.hit(f"tries-{round_}", 60)[0] == workers + 1
         assert sorted(taken) == sorted(f"s{r}" for r in range(10))
+
+    # -- members of a group -----------------------------------------------------------------
+
+    def test_members_of_a_group_are_names_of_their_own(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        hour, wait = member("send:ann", "hour"), member("send:ann", "resend")
+        store.set("send:ann", "plain", 100)  # the group's own name is another name
+        assert store.hits([(hour, 3600), (wait, 30)]) == [
+            (1, pytest.approx(3600)),
+            (1, pytest.approx(30)),
+        ]
+        assert store.hit(member("send:bob", "hour"), 3600)[0] == 1
+        clock.advance(30)  # the resend wait ended, the hour goes on
+        assert store.many([("hits", [(hour, 3600), (wait, 30)]), ("get", "send:ann")]) == [
+            [(2, pytest.approx(3570)), (1, pytest.approx(30))],
+            "plain",
+        ]
+        store.undo_hit(hour)
+        store.delete(wait)
+        assert store.get(wait) is None
+        assert store.hit(hour, 3600) == (2, pytest.approx(3570))
+        store.set(member("send:ann", "note"), "x|y", 10)
+        assert store.pop(member("send:ann", "note"), "x|y") == "x|y"
+        assert store.add(member("send:ann", "note"), "z", 10) is True
+        assert store.get(member("send:ann", "note")) == "z"
+        clock.advance(10)
+        assert store.get(member("send:ann", "note")) is None
+        assert store.get(hour) == "2"
+        assert store.get("send:ann") == "plain"  # 40 of its 100 s
+        clock.advance(3600)
+        assert store.get(hour) is None
+        assert store.get("send:ann") is None
+
+    def test_members_are_counted_and_purged_one_by_one(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        store.hits([(member("g", "a"), 10), (member("g", "b"), 100)])
+        assert store.size() == 2
+        clock.advance(10)
+        assert store.purge() == 1
+        assert store.size() == 1
+        assert store.get(member("g", "b")) == "1"
 
     # -- push / items ---------------------------------------------------------------------
 
@@ -820,6 +864,19 @@ class TestRedisStore(StoreContract):
         store.check()  # done once: not scanned again
         assert store.get("user:late@example.com") is None
         assert store.size() == 3
+
+    def test_the_members_of_a_group_share_one_hash_that_expires_with_the_last(
+        self, store: RedisStore
+    ) -> None:
+        store.hits([(member("g", "hour"), 3600), (member("g", "wait"), 30)])
+        key = store._key(member("g", "hour"))
+        assert store.client.type(key) == "hash"
+        assert store.client.hlen(key) == 2
+        assert 3_599_000 < store.client.pttl(key) <= 3_600_000
+        with pytest.raises(ValueError, match="must expire"):
+            store.set(member("g", "forever"), "v", None)
+        with pytest.raises(ValueError, match="no list"):
+            store.push(member("g", "list"), "v", 10, 3)
 
     def test_a_batch_is_one_round_trip(
         self, store: RedisStore, monkeypatch: pytest.MonkeyPatch

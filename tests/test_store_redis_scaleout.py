@@ -24,6 +24,7 @@ from flask_postmark_auth.store import (
     open_store,
     redis_clients,
 )
+from flask_postmark_auth.store.base import member
 from flask_postmark_auth.testing import FakeClock
 from support import redis_server
 from support.redis_server import ClusterServers, RedisServer, SentinelServers
@@ -158,8 +159,9 @@ class TestRedisSentinelStore(StoreContract):
 # -- key layout -----------------------------------------------------------------------------
 
 
-names = st.text(st.characters(codec="utf-8"), max_size=12) | st.sampled_from(
-    ["", "{", "}", "{}", "}{", "%", "%7B", "{a}", "a}b{c"]
+# Any name (one holding MEMBER_SEP too: only a Member made by member() shares a group key).
+names = st.text(st.characters(codec="utf-8"), max_size=12) | (
+    st.sampled_from(["", "{", "}", "{}", "}{", "%", "%7B", "{a}", "a}b{c"])
 )
 
 
@@ -178,6 +180,13 @@ def test_a_name_keeps_its_value_and_list_in_one_slot_and_never_shares_a_key(
         if first != second:
             assert store._key(first) != store._key(second)
             assert store._list(first) != store._list(second)
+        if first != second and "\x1f" not in first + second:
+            # Members of a group share its key, which no plain name has.
+            one, other = member(first, "h"), member(first, "r")
+            assert store._key(one) == store._key(other) != store._key(first)
+            assert store._key(one) != store._key(member(second, "h"))
+            # The text of a member, as a plain name, is a plain name.
+            assert store._key(str(one)).endswith(":k")
     finally:
         store.close()
 

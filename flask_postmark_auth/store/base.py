@@ -17,6 +17,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 Clock = Callable[[], float]
+#: Joins a group and a member's name in the text of a :class:`Member`.
+MEMBER_SEP = "\x1f"
 #: The operations :meth:`Store.many` sends together: a batch names each by its method.
 BATCHED = frozenset({"set", "add", "get", "delete", "pop", "hits", "undo_hit"})
 
@@ -100,8 +102,11 @@ class Store(ABC):
         ``("hits", [(key, window)])``. Where the backend allows, the batch costs one round
         trip (Redis: one pipeline) or one transaction (SQLite, SQL). Each operation is as
         atomic as on its own, but the batch need not be (on Redis another client may run
-        between two of them), so the keys of one batch must differ. On failure,
-        :class:`StoreUnavailableError`; earlier operations of the batch may have happened.
+        between two of them), so the keys of one batch must differ. On a SQL store each
+        write holds a row lock to the commit: batches that write the same names must write
+        them in the same order (name order, as :meth:`hits` counts), or two of them
+        deadlock. On failure, :class:`StoreUnavailableError`; earlier operations of the
+        batch may have happened.
         """
         check_batch(ops)
         return [getattr(self, op[0])(*op[1:]) for op in ops]
@@ -141,6 +146,34 @@ class Store(ABC):
 
     def close(self) -> None:  # noqa: B027 - optional for backends with nothing to close
         """Release connections; the store may be used again afterwards (it reconnects)."""
+
+
+class Member(str):
+    """A name made by :func:`member`: it reads as ``"<group>\\x1f<name>"`` (so every
+    backend may treat it as any other name) and carries ``group`` and ``field``, so that a
+    backend that keeps a group together knows it from what it is, never from its text (a
+    plain name holding ``\\x1f`` stays a plain name)."""
+
+    __slots__ = ("field", "group")
+    group: str
+    field: str
+
+    def __new__(cls, group: str, field: str) -> Member:
+        self = super().__new__(cls, f"{group}{MEMBER_SEP}{field}")
+        self.group = group
+        self.field = field
+        return self
+
+
+def member(group: str, name: str) -> Member:
+    """The name of ``name`` in the group ``group``: for short-lived entries of one subject
+    (an address's hourly quota and resend waits) that a backend may keep together (Redis:
+    the fields of one hash, one key instead of several). It is a name like any other for
+    every operation, except that a member must expire (``ttl`` not ``None``) and holds no
+    list."""
+    if MEMBER_SEP in group or MEMBER_SEP in name:
+        raise ValueError("a group or member name may not hold \\x1f")
+    return Member(group, name)
 
 
 def check_batch(ops: Sequence[tuple[Any, ...]]) -> None:

@@ -20,15 +20,20 @@ import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import redis_clients, redis_layout, redis_ops
-from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
+from . import redis_check, redis_clients, redis_layout, redis_ops
+from .base import (
+    Clock,
+    Member,
+    Store,
+    StoreMisconfiguredError,
+    StoreUnavailableError,
+    check_batch,
+)
 from .redis_lua import HELPERS, SCRIPTS
 
 log = logging.getLogger("flask_postmark_auth")
 
 DEFAULT_PREFIX = "postmark_auth:"
-#: Two names whose keys hash to different slots, for the start-up check on one server.
-_CHECK_NAMES = ("check:cross-slot:a", "check:cross-slot:b")
 
 
 class RedisStore(Store):
@@ -105,9 +110,21 @@ class RedisStore(Store):
     # -- helpers --------------------------------------------------------------------------
 
     def _key(self, key: str) -> str:
+        """The Redis key of a name: its value hash, or its group's hash for a member."""
+        if isinstance(key, Member):
+            return f"{self.prefix}{redis_layout.tag(key.group)}:g"
         return f"{self.prefix}{redis_layout.tag(key)}:k"
 
+    @staticmethod
+    def _at(now: float, names: Sequence[str]) -> str:
+        """A script's first argument: ``now``, then each name's field when some is a member
+        (see :data:`.redis_lua.HELPERS`)."""
+        fields = [name.field if isinstance(name, Member) else "" for name in names]
+        return repr(now) if not any(fields) else "\x1f".join([repr(now), *fields])
+
     def _list(self, key: str) -> str:
+        if isinstance(key, Member):
+            raise ValueError(f"a member holds no list: {key!r}")
         return f"{self.prefix}{redis_layout.tag(key)}:l"
 
     @contextlib.contextmanager
@@ -119,11 +136,11 @@ class RedisStore(Store):
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis store unavailable: {exc}") from exc
 
-    def _run(self, name: str, keys: Sequence[str], now: float, *args: str | int) -> Any:
-        """Run script ``name`` with ``now`` as its first argument (a NOSCRIPT after a Redis
-        restart loads it again)."""
+    def _run(self, name: str, keys: Sequence[str], now: float | str, *args: str | int) -> Any:
+        """Run script ``name`` with ``now`` (or a ready first argument, :meth:`_at`) first
+        (a NOSCRIPT after a Redis restart loads it again)."""
         client = self._client or self.client
-        argv = (*keys, repr(now), *args)
+        argv = (*keys, now if isinstance(now, str) else repr(now), *args)
         with self._guard():
             try:
                 return client.evalsha(self._shas[name], len(keys), *argv)
@@ -131,7 +148,7 @@ class RedisStore(Store):
                 client.script_load(self._sources[name])
                 return client.evalsha(self._shas[name], len(keys), *argv)
 
-    def _write(self, name: str, keys: Sequence[str], now: float, *args: str | int) -> Any:
+    def _write(self, name: str, keys: Sequence[str], now: float | str, *args: str | int) -> Any:
         """:meth:`_run` for a script that changes something. In Sentinel mode the write also
         waits (same round trip) for ``replica_acks`` replicas: one none acknowledged may be
         lost in a failover (a used code coming back), so it fails unless the Sentinels say
@@ -139,7 +156,8 @@ class RedisStore(Store):
         if not self.replica_acks:
             return self._run(name, keys, now, *args)
         with self._guard():
-            return self._pipeline(self.client, [(name, list(keys), [repr(now), *args])])[0]
+            at = now if isinstance(now, str) else repr(now)
+            return self._pipeline(self.client, [(name, list(keys), [at, *args])])[0]
 
     def _check_acks(self, client: Any, acks: int) -> None:
         """A write fewer replicas acknowledged than asked fails while the Sentinels report a
@@ -192,7 +210,7 @@ class RedisStore(Store):
         if self.cluster or len(ops) < 2:
             return super().many(ops)
         now = self.clock()
-        plans = [redis_ops.plan(op, now, self._key, self._list) for op in ops]
+        plans = [redis_ops.plan(op, now, self._key, self._list, self._at) for op in ops]
         client = self._client or self.client
         with self._guard():
             replies = self._pipeline(client, [(name, keys, args) for name, keys, args, _ in plans])
@@ -229,8 +247,8 @@ class RedisStore(Store):
     def _one(self, op: tuple[Any, ...], *, write: bool = True) -> Any:
         """One operation of :data:`~.base.BATCHED` on its own: one script."""
         now = self.clock()
-        name, keys, args, read = redis_ops.plan(op, now, self._key, self._list)
-        return read((self._write if write else self._run)(name, keys, now, *args[1:]))
+        name, keys, args, read = redis_ops.plan(op, now, self._key, self._list, self._at)
+        return read((self._write if write else self._run)(name, keys, *args))
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value`` under ``key``, replacing any previous one, for ``ttl`` seconds."""
@@ -249,7 +267,7 @@ class RedisStore(Store):
     def ttl(self, key: str) -> float | None:
         """Seconds until ``key`` expires; ``None`` when absent, ``inf`` when it never does."""
         now = self.clock()
-        reply = self._run("ttl", [self._key(key)], now)
+        reply = self._run("ttl", [self._key(key)], self._at(now, [key]))
         if reply is None:
             return None
         expires = float(redis_ops.text(reply))
@@ -278,7 +296,14 @@ class RedisStore(Store):
         keys = [self._key(key) for key, _ in windows]
         expiries = [repr(now + window) for _, window in windows]
         groups = self._groups(keys)
-        calls = [([keys[i] for i in g], [repr(now), *[expiries[i] for i in g]]) for g in groups]
+        names = [key for key, _ in windows]
+        calls = [
+            (
+                [keys[i] for i in g],
+                [self._at(now, [names[i] for i in g]), *[expiries[i] for i in g]],
+            )
+            for g in groups
+        ]
         parts: list[Any] = [None] * len(groups)
         if len(groups) > 1:  # a cluster: every slot's script sent before any answer is read
             sha = self._shas["hits"]
@@ -287,7 +312,7 @@ class RedisStore(Store):
         answers: list[Any] = [None] * len(keys)
         for group, part, (batch, args) in zip(groups, parts, calls, strict=True):
             if part is None:
-                part = self._write("hits", batch, now, *args[1:])
+                part = self._write("hits", batch, *args)
             for i, answer in zip(group, part, strict=True):
                 answers[i] = answer
         return redis_ops.counts(answers, now)
@@ -332,7 +357,7 @@ class RedisStore(Store):
         ``redis+cluster://``), refuses the credentials or the scripts, refuses a script over
         two hash slots, or no Sentinel knows the service; an outage only logs a warning."""
         try:
-            self._check()
+            redis_check.check(self)
         except ValueError as exc:
             self._close_quietly()  # the app will not start: leave no connection behind
             raise StoreMisconfiguredError(f"{self.target.describe()}: {exc}") from exc
@@ -342,42 +367,6 @@ class RedisStore(Store):
                 self._close_quietly()
                 raise StoreMisconfiguredError(f"{self.target.describe()}: {reason}") from exc
             log.warning("store check skipped, %s is unreachable: %s", self.target.describe(), exc)
-
-    def _check(self) -> None:
-        kind = self.target.kind
-        if kind == "sentinel":
-            with self._guard():
-                if not redis_clients.check_sentinels(self.target, self.client):
-                    raise StoreUnavailableError("no Sentinel answers")
-        client = self.client
-        if kind != "cluster":
-            with self._guard():
-                mode = redis_clients.server_mode(client)
-            if mode == "cluster":
-                raise ValueError(
-                    "it is a Redis Cluster node: use redis+cluster://HOST:PORT[,HOST:PORT...]"
-                )
-            if mode == "sentinel":
-                raise ValueError("it is a Sentinel: use redis+sentinel://HOST:PORT/SERVICE")
-        names = _CHECK_NAMES[:1] if self.cluster else _CHECK_NAMES
-        self._run("size", [self._key(name) for name in names], 0.0)
-        if not self.cluster:
-            with self._guard():
-                moved = redis_layout.migrate(client, self.prefix)
-            if moved:
-                log.info("store: moved %d keys to the hash-tagged layout", moved)
-        if self.replica_acks:
-            with self._guard():
-                replicas = int(client.info("replication").get("connected_slaves", 0))
-            if replicas < self.replica_acks:
-                log.warning(
-                    "%s: the master has %d replica(s) connected, fewer than replica_acks=%d: "
-                    "each write waits %d ms and asks the Sentinels",
-                    self.target.describe(),
-                    replicas,
-                    self.replica_acks,
-                    redis_clients.ACK_TIMEOUT_MS,
-                )
 
     def _close_quietly(self) -> None:
         with contextlib.suppress(StoreUnavailableError):

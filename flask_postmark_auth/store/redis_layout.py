@@ -1,6 +1,7 @@
 """The Redis store's key names, and the move of keys from the layout before hash tags.
 
-A name's value lives under ``<prefix>{<name>}:k`` and its list under ``<prefix>{<name>}:l``:
+A name's value lives under ``<prefix>{<name>}:k`` and its list under ``<prefix>{<name>}:l``
+(the members of a group, :func:`.base.member`, in the hash ``<prefix>{<group>}:g``):
 the braces are a cluster hash tag, so both keys of one name share a slot. In the tag ``%``,
 ``{`` and ``}`` are written ``%25``, ``%7B`` and ``%7D``, and the empty name ``%``: the tag
 is never empty and two names never share a key.
@@ -44,8 +45,9 @@ def tag(name: str) -> str:
 
 
 def pattern(prefix: str) -> str:
-    """A SCAN pattern matching the value and list keys under ``prefix``, nothing else."""
-    return _glob(prefix) + "{*}:[kl]"
+    """A SCAN pattern matching the value, list and group keys under ``prefix``, nothing
+    else."""
+    return _glob(prefix) + "{*}:[klg]"
 
 
 def _glob(text: str) -> str:
