@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+from .store.base import revive
+
 if TYPE_CHECKING:
     from .store import Store
 
@@ -71,7 +73,8 @@ class SendJob:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> SendJob:
         """The job :meth:`to_dict` gave ``data`` for, after a trip through JSON (the
-        ``release_*`` lists become tuples again; missing ones and ``context`` mean empty).
+        ``release_*`` lists become tuples of store names again, members of a group
+        included; missing ones and ``context`` mean empty).
         Raises :class:`KeyError` when ``connector``, ``purpose``, ``recipient`` or
         ``message`` is missing."""
         return cls(
@@ -79,8 +82,8 @@ class SendJob:
             purpose=data["purpose"],
             recipient=data["recipient"],
             message=dict(data["message"]),
-            release_delete=tuple(data.get("release_delete", ())),
-            release_unhit=tuple(data.get("release_unhit", ())),
+            release_delete=tuple(revive(key) for key in data.get("release_delete", ())),
+            release_unhit=tuple(revive(key) for key in data.get("release_unhit", ())),
             context=dict(data.get("context", {})),
         )
 

@@ -22,6 +22,7 @@ from flask_postmark_auth import PostmarkAuth, PostmarkConnector, signals
 from flask_postmark_auth.delivery import SendJob
 from flask_postmark_auth.errors import DeliveryFailedError
 from flask_postmark_auth.messages import accepted_answer
+from flask_postmark_auth.store.base import Member
 from flask_postmark_auth.testing import FakeClock, FakePostmark, RecordedMessage, code_in, link_in
 from flask_postmark_auth.tokens import LinkSigner
 from tests.helpers import AppFactory
@@ -381,6 +382,11 @@ def test_callable_delivery_gets_a_portable_send_job(
     wire = json.dumps(job.to_dict())  # JSON-serialisable
     again = SendJob.from_dict(json.loads(wire))
     assert again == job
+    # What to give back comes back as store names: the mailbox's quota and resend wait
+    # as members of its group again (a Redis store keeps them in one hash).
+    assert [type(key) for key in again.release_unhit] == [type(k) for k in job.release_unhit]
+    assert [type(key) for key in again.release_delete] == [type(k) for k in job.release_delete]
+    assert any(isinstance(key, Member) for key in again.release_unhit + again.release_delete)
     # later, in a worker: run it inside an app context
     with app.app_context():
         app.extensions["postmark_auth"].service.run_job(again)

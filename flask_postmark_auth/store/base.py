@@ -164,6 +164,9 @@ class Member(str):
         self.field = field
         return self
 
+    def __getnewargs__(self) -> tuple[str, str]:  # type: ignore[override]  # copy, pickle
+        return (self.group, self.field)
+
 
 def member(group: str, name: str) -> Member:
     """The name of ``name`` in the group ``group``: for short-lived entries of one subject
@@ -174,6 +177,13 @@ def member(group: str, name: str) -> Member:
     if MEMBER_SEP in group or MEMBER_SEP in name:
         raise ValueError("a group or member name may not hold \\x1f")
     return Member(group, name)
+
+
+def revive(name: str) -> str:
+    """A name read back from text the package wrote itself (a sealed queued job, whose
+    JSON keeps a :class:`Member` as its text): a member again when it was one."""
+    group, sep, field = name.partition(MEMBER_SEP)
+    return Member(group, field) if sep else name
 
 
 def check_batch(ops: Sequence[tuple[Any, ...]]) -> None:

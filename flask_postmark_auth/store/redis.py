@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import math
 import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from . import redis_check, redis_clients, redis_layout, redis_ops
-from .base import (
-    Clock,
-    Member,
-    Store,
-    StoreMisconfiguredError,
-    StoreUnavailableError,
-    check_batch,
-)
+from . import redis_check, redis_clients, redis_layout, redis_ops, redis_wire
+from .base import Clock, Member, Store, StoreUnavailableError, check_batch
 from .redis_lua import HELPERS, SCRIPTS
-
-log = logging.getLogger("flask_postmark_auth")
 
 DEFAULT_PREFIX = "postmark_auth:"
 
@@ -95,6 +85,14 @@ class RedisStore(Store):
         }
         #: Sentinel mode: replicas that must acknowledge each write (``WAIT``).
         self.replica_acks = self.target.replica_acks if self.target.kind == "sentinel" else 0
+        # One server: scripts go over the store's own connections (see redis_wire), made by
+        # the client's pool. A Cluster or a Sentinel master is left to redis-py's client,
+        # which follows slots and failovers.
+        self._wire = (
+            redis_wire.Wire(self._client.connection_pool)
+            if self.target.kind == "server" and self._client is not None
+            else None
+        )
 
     @property
     def client(self) -> Any:
@@ -136,28 +134,34 @@ class RedisStore(Store):
         except self._errors as exc:
             raise StoreUnavailableError(f"Redis store unavailable: {exc}") from exc
 
-    def _run(self, name: str, keys: Sequence[str], now: float | str, *args: str | int) -> Any:
+    def _run(
+        self,
+        name: str,
+        keys: Sequence[str],
+        now: float | str,
+        *args: str | int,
+        wait: bool = False,
+    ) -> Any:
         """Run script ``name`` with ``now`` (or a ready first argument, :meth:`_at`) first
-        (a NOSCRIPT after a Redis restart loads it again)."""
+        (a NOSCRIPT after a Redis restart loads it again); with ``wait``, in Sentinel mode,
+        see :meth:`_write`."""
+        at = now if isinstance(now, str) else repr(now)
         client = self._client or self.client
-        argv = (*keys, now if isinstance(now, str) else repr(now), *args)
         with self._guard():
+            if not self.cluster:
+                return self._pipeline(client, [(name, list(keys), [at, *args])], wait=wait)[0]
             try:
-                return client.evalsha(self._shas[name], len(keys), *argv)
+                return client.evalsha(self._shas[name], len(keys), *keys, at, *args)
             except self._no_script:
                 client.script_load(self._sources[name])
-                return client.evalsha(self._shas[name], len(keys), *argv)
+                return client.evalsha(self._shas[name], len(keys), *keys, at, *args)
 
     def _write(self, name: str, keys: Sequence[str], now: float | str, *args: str | int) -> Any:
         """:meth:`_run` for a script that changes something. In Sentinel mode the write also
         waits (same round trip) for ``replica_acks`` replicas: one none acknowledged may be
         lost in a failover (a used code coming back), so it fails unless the Sentinels say
-        no failover is under way; the next operation then asks them for the master again."""
-        if not self.replica_acks:
-            return self._run(name, keys, now, *args)
-        with self._guard():
-            at = now if isinstance(now, str) else repr(now)
-            return self._pipeline(self.client, [(name, list(keys), [at, *args])])[0]
+        all is well."""
+        return self._run(name, keys, now, *args, wait=True)
 
     def _check_acks(self, client: Any, acks: int) -> None:
         """A write fewer replicas acknowledged than asked fails while the Sentinels report a
@@ -181,24 +185,17 @@ class RedisStore(Store):
             groups.setdefault(redis_clients.slot(key), []).append(i)
         return list(groups.values())
 
-    def _scan(self) -> Iterator[list[str]]:
-        """Batches of this store's keys, by SCAN (never KEYS, which blocks the server; in a
-        cluster, on every primary)."""
-        batch: list[str] = []
+    def _over_keys(self, name: str, now: float) -> int:
+        """Sum of script ``name`` (purge or size) over every key of this store, found in
+        batches by SCAN (never KEYS, which blocks the server; in a cluster, on every
+        primary), one run per batch and slot group."""
         with self._guard():
-            for key in self.client.scan_iter(match=redis_layout.pattern(self.prefix), count=500):
-                batch.append(redis_ops.text(key))
-                if len(batch) == 500:
-                    yield batch
-                    batch = []
-        if batch:
-            yield batch
-
-    def _per_slot(self, name: str, keys: Sequence[str], now: float) -> int:
-        """Sum of script ``name`` (purge or size) run over ``keys``, one run per slot group."""
-        return sum(
-            int(self._run(name, [keys[i] for i in group], now)) for group in self._groups(keys)
-        )
+            keys = self.client.scan_iter(match=redis_layout.pattern(self.prefix), count=500)
+            return sum(
+                int(self._run(name, [batch[i] for i in group], now))
+                for batch in redis_layout.batches((redis_ops.text(key) for key in keys), 500)
+                for group in self._groups(batch)
+            )
 
     # -- the Store interface --------------------------------------------------------------
 
@@ -217,23 +214,30 @@ class RedisStore(Store):
         return [read(reply) for (_, _, _, read), reply in zip(plans, replies, strict=True)]
 
     def _pipeline(
-        self, client: Any, calls: list[tuple[str, list[str], list[Any]]], *, reload: bool = True
+        self,
+        client: Any,
+        calls: list[tuple[str, list[str], list[Any]]],
+        *,
+        wait: bool = True,
+        reload: bool = True,
     ) -> list[Any]:
-        """Each ``(script, keys, args)`` of ``calls`` by EVALSHA in one pipeline; the calls
-        of a script the server lost (NOSCRIPT, after a restart) are loaded and run again,
-        alone (they did not run, and the keys of a batch differ)."""
-        pipe = client.pipeline(transaction=False)
-        for name, keys, args in calls:
-            pipe.evalsha(self._shas[name], len(keys), *keys, *args)
-        if self.replica_acks:
-            pipe.execute_command("WAIT", self.replica_acks, redis_clients.ACK_TIMEOUT_MS)
-        replies = list(pipe.execute(raise_on_error=False))
-        acks = replies.pop() if self.replica_acks else None
+        """Each ``(script, keys, args)`` of ``calls`` by EVALSHA in one round trip (and, in
+        Sentinel mode when ``wait``, the ``WAIT`` for replicas); the calls of a script the
+        server lost (NOSCRIPT, after a restart) are loaded and run again, alone (they did
+        not run, and the keys of a batch differ)."""
+        commands: list[tuple[Any, ...]] = [
+            ("EVALSHA", self._shas[name], len(keys), *keys, *args) for name, keys, args in calls
+        ]
+        waits = bool(wait and self.replica_acks)
+        if waits:
+            commands.append(("WAIT", self.replica_acks, redis_clients.ACK_TIMEOUT_MS))
+        replies = self._send(client, commands)
+        acks = replies.pop() if waits else None
         lost = [i for i, reply in enumerate(replies) if isinstance(reply, self._no_script)]
         if lost and reload:
             for name in {calls[i][0] for i in lost}:
                 client.script_load(self._sources[name])
-            again = self._pipeline(client, [calls[i] for i in lost], reload=False)
+            again = self._pipeline(client, [calls[i] for i in lost], wait=wait, reload=False)
             for i, reply in zip(lost, again, strict=True):
                 replies[i] = reply
             return replies
@@ -243,6 +247,16 @@ class RedisStore(Store):
         if acks is not None:
             self._check_acks(client, int(acks))
         return replies
+
+    def _send(self, client: Any, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """The replies of ``commands`` in one round trip, an error reply in its place: over
+        the store's own connections to one server, or a redis-py pipeline."""
+        if self._wire is not None:
+            return self._wire.send(commands)
+        pipe = client.pipeline(transaction=False)
+        for command in commands:
+            pipe.execute_command(*command)
+        return list(pipe.execute(raise_on_error=False))
 
     def _one(self, op: tuple[Any, ...], *, write: bool = True) -> Any:
         """One operation of :data:`~.base.BATCHED` on its own: one script."""
@@ -338,12 +352,11 @@ class RedisStore(Store):
 
     def purge(self) -> int:
         """Drop logically expired keys found by SCAN; return how many entries went."""
-        now = self.clock()
-        return sum(self._per_slot("purge", batch, now) for batch in self._scan())
+        return self._over_keys("purge", self.clock())
 
     def size(self) -> int:
         """How many entries (keys, list items included) carry this prefix, expired or not."""
-        return sum(self._per_slot("size", batch, 0.0) for batch in self._scan())
+        return self._over_keys("size", 0.0)
 
     def ping(self) -> None:
         """Raise :class:`StoreUnavailableError` unless Redis answers PING."""
@@ -356,17 +369,7 @@ class RedisStore(Store):
         the URI (a cluster node or a Sentinel behind ``redis://``, a plain server behind
         ``redis+cluster://``), refuses the credentials or the scripts, refuses a script over
         two hash slots, or no Sentinel knows the service; an outage only logs a warning."""
-        try:
-            redis_check.check(self)
-        except ValueError as exc:
-            self._close_quietly()  # the app will not start: leave no connection behind
-            raise StoreMisconfiguredError(f"{self.target.describe()}: {exc}") from exc
-        except StoreUnavailableError as exc:
-            reason = redis_clients.misconfiguration(exc.__cause__ or exc)
-            if reason is not None:
-                self._close_quietly()
-                raise StoreMisconfiguredError(f"{self.target.describe()}: {reason}") from exc
-            log.warning("store check skipped, %s is unreachable: %s", self.target.describe(), exc)
+        redis_check.run(self)
 
     def _close_quietly(self) -> None:
         with contextlib.suppress(StoreUnavailableError):
@@ -379,6 +382,8 @@ class RedisStore(Store):
         client = self._client
         if self.cluster:
             self._client = None  # made again on next use
+        if self._wire is not None:
+            self._wire.close()
         with self._guard():
             client.close()
             pool = getattr(client, "connection_pool", None)

@@ -6,7 +6,7 @@ import logging
 from typing import TYPE_CHECKING
 
 from . import redis_clients, redis_layout
-from .base import StoreUnavailableError
+from .base import StoreMisconfiguredError, StoreUnavailableError
 
 if TYPE_CHECKING:
     from .redis import RedisStore
@@ -15,6 +15,23 @@ log = logging.getLogger("flask_postmark_auth")
 
 #: Two names whose keys hash to different slots, for the check on one server.
 CHECK_NAMES = ("check:cross-slot:a", "check:cross-slot:b")
+
+
+def run(store: RedisStore) -> None:
+    """:meth:`.RedisStore.check`: :func:`check`, a misconfiguration raised as
+    :class:`.StoreMisconfiguredError` (the store's connections closed first, as the app
+    will not start), an outage logged."""
+    try:
+        check(store)
+    except ValueError as exc:
+        store._close_quietly()
+        raise StoreMisconfiguredError(f"{store.target.describe()}: {exc}") from exc
+    except StoreUnavailableError as exc:
+        reason = redis_clients.misconfiguration(exc.__cause__ or exc)
+        if reason is not None:
+            store._close_quietly()
+            raise StoreMisconfiguredError(f"{store.target.describe()}: {reason}") from exc
+        log.warning("store check skipped, %s is unreachable: %s", store.target.describe(), exc)
 
 
 def check(store: RedisStore) -> None:

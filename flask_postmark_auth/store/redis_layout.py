@@ -14,6 +14,7 @@ finds, once per prefix (a marker key ``<prefix>layout`` records it).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 _ESCAPES = str.maketrans({"%": "%25", "{": "%7B", "}": "%7D"})
@@ -78,3 +79,15 @@ def migrate(client: Any, prefix: str) -> int:
         moved += int(client.eval(_MOVE, len(batch), *batch))
     client.set(marker, LAYOUT)
     return moved
+
+
+def batches(names: Iterable[str], size: int) -> Iterator[list[str]]:
+    """``names`` in lists of ``size`` (the last one shorter)."""
+    batch: list[str] = []
+    for name in names:
+        batch.append(name)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
