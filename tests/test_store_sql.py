@@ -154,6 +154,32 @@ class SQLContract(StoreContract):
         store.set("h", "text", 60)
         assert store.get("h") == "text"
 
+    def test_a_pooled_connection_the_server_dropped_is_replaced(self, store: SQLStore) -> None:
+        """No ping before each use (a round trip each time): a connection the server
+        closed (a restart, a failover, an idle timeout) fails once, unseen, and the
+        operation runs again on a new one."""
+        mine = "SELECT pg_backend_pid()" if self.KIND == "postgresql" else "SELECT CONNECTION_ID()"
+        kill = "SELECT pg_terminate_backend(:id)" if self.KIND == "postgresql" else "KILL :id"
+
+        def connection_id() -> int:
+            return int(store._run(lambda conn: conn.execute(sa.text(mine)).scalar_one()))
+
+        store.set("k", "v", 60)
+        dropped = connection_id()
+        pool = store.engine.pool
+        assert isinstance(pool, sa.pool.QueuePool)
+        assert pool.checkedin() == 1  # the one pooled connection, now idle
+        admin = sa.create_engine(store.engine.url, poolclass=sa.pool.NullPool)
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(kill), {"id": dropped})
+        finally:
+            admin.dispose()
+        assert store.get("k") == "v"
+        store.set("k", "w", 60)
+        assert store.many([("get", "k"), ("hits", [("n", 60)])]) == ["w", [(1, 60.0)]]
+        assert connection_id() != dropped
+
     def test_a_forked_child_starts_its_own_pool(
         self, store: SQLStore, monkeypatch: pytest.MonkeyPatch
     ) -> None:

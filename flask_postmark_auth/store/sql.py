@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import math
 import os
-import random
 import threading
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeAlias, TypeVar
 
@@ -27,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
     ) from exc
 
 from . import sql_schema as schema
+from . import sql_transactions
 from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
 from .sql_statements import Statements
 
@@ -116,26 +115,17 @@ class SQLStore(Store):
     def _unavailable(self, exc: BaseException) -> StoreUnavailableError:
         return StoreUnavailableError(f"SQL store {self!r}: {schema.describe(exc)}")
 
-    def _run(self, work: Callable[[sa.Connection], T], *, duplicate: T | None = None) -> T:
-        """``work`` in one transaction, tried again when the database broke a deadlock by
-        rolling it back; ``duplicate``, when given, is the answer to a duplicate key."""
-        self._ready()
-        for attempt in range(ATTEMPTS):
-            try:
-                with self._engine().begin() as conn:
-                    return work(conn)
-            except sa.exc.IntegrityError as exc:
-                if duplicate is not None:
-                    return duplicate
-                raise self._unavailable(exc) from exc
-            except sa.exc.SQLAlchemyError as exc:
-                fault = schema.classify(exc)
-                if fault == "no-table":  # dropped under us: made again on the next call
-                    self._schema_ready = False
-                if fault != "retry" or attempt == ATTEMPTS - 1:
-                    raise self._unavailable(exc) from exc
-            time.sleep(random.uniform(0.001, 0.02) * (attempt + 1))  # noqa: S311  # nosec B311
-        raise AssertionError("unreachable")  # pragma: no cover
+    def _run(
+        self,
+        work: Callable[[sa.Connection], T],
+        *,
+        duplicate: T | None = None,
+        single: bool = False,
+    ) -> T:
+        """``work`` in one transaction (or, ``single`` statement on PostgreSQL, none), tried
+        again after a deadlock or on a pooled connection the server dropped; ``duplicate``,
+        when given, is the answer to a duplicate key (see :mod:`.sql_transactions`)."""
+        return sql_transactions.run(self, work, ATTEMPTS, duplicate=duplicate, single=single)
 
     @staticmethod
     def _read(row: Any) -> str:
@@ -144,7 +134,7 @@ class SQLStore(Store):
 
     def _one(self, stmt: Any, params: dict[str, Any]) -> Any:
         """The first row ``stmt`` answers, or ``None``."""
-        return self._run(lambda conn: conn.execute(stmt, params).first())
+        return self._run(lambda conn: conn.execute(stmt, params).first(), single=True)
 
     @staticmethod
     def _do_in(conn: sa.Connection, stmt: Any, params: dict[str, Any]) -> bool:
@@ -172,7 +162,7 @@ class SQLStore(Store):
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value``, replacing any previous one (one UPSERT)."""
-        self._run(self._w_set(key, value, ttl))
+        self._run(self._w_set(key, value, ttl), single=True)
 
     def _w_set(self, key: str, value: str, ttl: float | None) -> Work[None]:
         exp = _expires(self.clock(), ttl)
@@ -184,7 +174,7 @@ class SQLStore(Store):
         (PostgreSQL, SQLite); on MySQL an INSERT, else an UPDATE of an expired row, each its
         own transaction, so no lock outlives its statement."""
         if self.q.add is not None:
-            return self._run(self._w_add(key, value, ttl))
+            return self._run(self._w_add(key, value, ttl), single=True)
         params = self._add_params(key, value, ttl)
         for _ in range(ATTEMPTS):
             if self._run(lambda conn: self._do_in(conn, self.q.insert, params), duplicate=False):
@@ -209,7 +199,7 @@ class SQLStore(Store):
 
     def get(self, key: str) -> str | None:
         """The live value, or ``None``."""
-        return self._run(self._w_get(key))
+        return self._run(self._w_get(key), single=True)
 
     def _w_get(self, key: str) -> Work[str | None]:
         params = {"k": schema.encode_name(key), "now": self.clock()}
@@ -230,7 +220,7 @@ class SQLStore(Store):
 
     def delete(self, key: str) -> None:
         """Remove ``key`` and the list of that name (one DELETE)."""
-        self._run(self._w_delete(key))
+        self._run(self._w_delete(key), single=True)
 
     def _w_delete(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key)}
@@ -240,7 +230,7 @@ class SQLStore(Store):
         """Read and delete ``key``: one ``DELETE ... RETURNING``, or a row lock then a DELETE
         in one transaction; of any number of concurrent callers exactly one gets the value."""
         self._ready()
-        return self._run(self._w_pop(key, expected))
+        return self._run(self._w_pop(key, expected), single=bool(self.returning))
 
     def _w_pop(self, key: str, expected: str | None = None) -> Work[str | None]:
         params: dict[str, Any] = {"k": schema.encode_name(key), "now": self.clock()}
@@ -272,7 +262,8 @@ class SQLStore(Store):
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
         """Several :meth:`hit` in one transaction, an UPSERT each, read with ``RETURNING``
         or (MySQL) afterwards; rows go in name order, so two callers never deadlock."""
-        return self._run(self._w_hits(windows)) if windows else []
+        one = self.family != "mysql" and len(windows) == 1
+        return self._run(self._w_hits(windows), single=one) if windows else []
 
     def _w_hits(self, windows: Sequence[tuple[str, float]]) -> Work[list[tuple[int, float]]]:
         now = self.clock()
@@ -293,7 +284,7 @@ class SQLStore(Store):
 
     def undo_hit(self, key: str) -> None:
         """Take back one hit in the current window (never below zero); no-op if absent."""
-        self._run(self._w_undo_hit(key))
+        self._run(self._w_undo_hit(key), single=True)
 
     def _w_undo_hit(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key), "now": self.clock()}

@@ -179,7 +179,6 @@ def engine_options(url: str, timeout: float) -> dict[str, Any]:
         "max_overflow": 10,
         "pool_timeout": timeout,
         "pool_recycle": 1800,
-        "pool_pre_ping": True,
         "hide_parameters": True,
         "connect_args": {k: v for k, v in connect.items() if k not in query},
     }
