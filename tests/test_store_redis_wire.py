@@ -178,3 +178,20 @@ def test_a_forked_child_makes_its_own_connections(store: RedisStore) -> None:
     # The child's exit closed none of the parent's sockets.
     assert store.get("k") == "parent"
     assert connection_id(store) == parent
+
+
+def test_close_closes_the_stores_connections_but_not_the_apps_client(url: str) -> None:
+    apps = redis.Redis.from_url(url, decode_responses=True)
+    store = RedisStore(url, prefix=redis_server.unique_prefix(), client=apps)
+    try:
+        store.set("k", "v", 60)
+        (conn,) = wire(store)._idle
+        store.close()
+        assert conn._sock is None  # closed
+        assert wire(store)._idle == []
+        assert apps.ping() is True  # the app's client is the app's to close
+        assert store.get("k") == "v"  # and the store connects again
+    finally:
+        store.delete("k")
+        store.close()
+        apps.close()

@@ -376,14 +376,15 @@ class RedisStore(Store):
             self.close()
 
     def close(self) -> None:
-        """Disconnect (when the store made the client); later calls reconnect."""
+        """Close the store's own connections, and disconnect the client when the store made
+        it; later calls reconnect."""
+        if self._wire is not None:
+            self._wire.close()
         if not self._owns_client or self._client is None:
             return
         client = self._client
         if self.cluster:
             self._client = None  # made again on next use
-        if self._wire is not None:
-            self._wire.close()
         with self._guard():
             client.close()
             pool = getattr(client, "connection_pool", None)

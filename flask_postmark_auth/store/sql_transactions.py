@@ -5,8 +5,10 @@ one statement on PostgreSQL runs in autocommit mode: no ``BEGIN`` and ``COMMIT``
 trips around it (each statement is atomic on its own). Pooled connections are not pinged
 before use (a round trip each time): a connection the server dropped (a restart, a
 failover, an idle timeout) fails, is thrown away by SQLAlchemy, and the work is tried once
-more on a new one; the work of a dropped connection was never committed. A deadlock victim
-is tried again, after a short random pause, up to :data:`.sql.ATTEMPTS` times.
+more on a new one. A transaction cut off so was not committed; a lone statement whose answer
+was lost may have run, and running it again errs on the safe side (a secret popped twice is
+found gone, a hit counts twice). A deadlock victim is tried again, after a short random
+pause, up to :data:`.sql.ATTEMPTS` times.
 """
 
 from __future__ import annotations
