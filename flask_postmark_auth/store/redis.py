@@ -20,7 +20,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from . import redis_check, redis_clients, redis_layout, redis_ops, redis_wire
-from .base import Clock, Member, Store, StoreUnavailableError, check_batch
+from .base import MEMBER_SEP, Clock, Member, Store, StoreUnavailableError, check_batch
 from .redis_lua import HELPERS, SCRIPTS
 
 DEFAULT_PREFIX = "postmark_auth:"
@@ -118,7 +118,8 @@ class RedisStore(Store):
         """A script's first argument: ``now``, then each name's field when some is a member
         (see :data:`.redis_lua.HELPERS`)."""
         fields = [name.field if isinstance(name, Member) else "" for name in names]
-        return repr(now) if not any(fields) else "\x1f".join([repr(now), *fields])
+        # MEMBER_SEP separates them: member() lets no field hold it.
+        return repr(now) if not any(fields) else MEMBER_SEP.join([repr(now), *fields])
 
     def _list(self, key: str) -> str:
         if isinstance(key, Member):
@@ -308,14 +309,12 @@ class RedisStore(Store):
         all the throttles need)."""
         now = self.clock()
         keys = [self._key(key) for key, _ in windows]
-        expiries = [repr(now + window) for _, window in windows]
         groups = self._groups(keys)
-        names = [key for key, _ in windows]
+        # One script per slot group, planned as a batch's hits are: (keys, args).
         calls = [
-            (
-                [keys[i] for i in g],
-                [self._at(now, [names[i] for i in g]), *[expiries[i] for i in g]],
-            )
+            redis_ops.plan(
+                ("hits", [windows[i] for i in g]), now, self._key, self._list, self._at
+            )[1:3]
             for g in groups
         ]
         parts: list[Any] = [None] * len(groups)

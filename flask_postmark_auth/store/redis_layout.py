@@ -67,18 +67,19 @@ def migrate(client: Any, prefix: str) -> int:
     if not client.set(marker, "moving", nx=True, ex=MIGRATION_LEASE):
         return 0
     moved = 0
-    batch: list[str] = []
-    for old in client.scan_iter(match=_glob(prefix) + "[kl]:*", count=1000):
-        old = old.decode() if isinstance(old, bytes) else str(old)
-        name, kind = old[len(prefix) + 2 :], old[len(prefix)]
-        batch += [old, f"{prefix}{tag(name)}:{kind}"]
-        if len(batch) >= 1000:
-            moved += int(client.eval(_MOVE, len(batch), *batch))
-            batch = []
-    if batch:
-        moved += int(client.eval(_MOVE, len(batch), *batch))
+    found = client.scan_iter(match=_glob(prefix) + "[kl]:*", count=1000)
+    olds = (old.decode() if isinstance(old, bytes) else str(old) for old in found)
+    for batch in batches(olds, 500):  # each old key and its new name: 1,000 keys an EVAL
+        pairs = [key for old in batch for key in (old, _renamed(prefix, old))]
+        moved += int(client.eval(_MOVE, len(pairs), *pairs))
     client.set(marker, LAYOUT)
     return moved
+
+
+def _renamed(prefix: str, old: str) -> str:
+    """The hash-tagged key of ``old``, a key ``<prefix><k|l>:<name>`` of the earlier layout."""
+    name, kind = old[len(prefix) + 2 :], old[len(prefix)]
+    return f"{prefix}{tag(name)}:{kind}"
 
 
 def batches(names: Iterable[str], size: int) -> Iterator[list[str]]:

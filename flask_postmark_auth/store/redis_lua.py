@@ -8,8 +8,9 @@ from __future__ import annotations
 #: ``\\31``) by the field of each key of ``KEYS`` when some are members of a group (see
 #: :func:`.base.member`): ``''`` for a plain name, whose value is a hash ``{v, e}``; a
 #: member is the field of its group's hash, holding ``"<e>|<v>"`` with ``e`` the expiry
-#: in milliseconds, base 36 (kept to the millisecond: a group stays small). The helpers
-#: take a key's index: read() its value and expiry; live() the same, dropping it when
+#: in milliseconds, base 36 (kept to the millisecond: a group stays small), which split()
+#: reads into value and expiry. The other helpers take a key's index: read() its value and
+#: expiry; live() the same, dropping it when
 #: expired; gc() sets the native expiry (for a group, at least the member's); store()
 #: writes a value; put() replaces the value and keeps the expiry; count() counts one hit
 #: in a fixed window.
@@ -50,13 +51,16 @@ local function field(i)
   if f and f ~= '' then return f end
   return nil
 end
+local function split(raw)
+  local bar = string.find(raw, '|', 1, true)
+  return string.sub(raw, bar + 1), seconds36(string.sub(raw, 1, bar - 1))
+end
 local function read(i)
   local f = field(i)
   if f then
     local raw = redis.call('HGET', KEYS[i], f)
     if not raw then return nil, nil end
-    local bar = string.find(raw, '|', 1, true)
-    return string.sub(raw, bar + 1), seconds36(string.sub(raw, 1, bar - 1))
+    return split(raw)
   end
   local r = redis.call('HMGET', KEYS[i], 'v', 'e')
   if not r[1] then return nil, nil end
@@ -215,8 +219,7 @@ for _, k in ipairs(KEYS) do
   if t == 'hash' and string.sub(k, -2) == ':g' then
     local all = redis.call('HGETALL', k)
     for j = 1, #all, 2 do
-      local raw = all[j + 1]
-      local e = seconds36(string.sub(raw, 1, string.find(raw, '|', 1, true) - 1))
+      local _, e = split(all[j + 1])
       if e and tonumber(e) <= now then
         redis.call('HDEL', k, all[j])
         dropped = dropped + 1
