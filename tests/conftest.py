@@ -48,6 +48,14 @@ def shared_store_uri(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def redis_base_url(request: pytest.FixtureRequest) -> str:
+    """The session's Redis (found or started; skipped without one, failed under CI=true)."""
+    from support.redis_server import server_url
+
+    return server_url(request.config)
+
+
+@pytest.fixture
 def redis_url(request: pytest.FixtureRequest) -> Iterator[str]:
     from support.redis_server import redis_store_url
 

@@ -797,12 +797,6 @@ def pop_in_process(path: str, rounds: int, barrier: Any, results: Any) -> None:
 # -- Redis ----------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def redis_base_url(request: pytest.FixtureRequest) -> str:
-    """The session's Redis (found or started; skipped without one, failed under CI=true)."""
-    return redis_server.server_url(request.config)
-
-
 @pytest.mark.redis
 class TestRedisStore(StoreContract):
     @pytest.fixture

@@ -21,14 +21,8 @@ pytestmark = pytest.mark.redis
 
 
 @pytest.fixture
-def url(request: pytest.FixtureRequest) -> str:
-    """The session's Redis (found or started; skipped without one, failed under CI=true)."""
-    return redis_server.server_url(request.config)
-
-
-@pytest.fixture
-def store(url: str) -> Iterator[RedisStore]:
-    store = RedisStore(url, FakeClock(), prefix=redis_server.unique_prefix())
+def store(redis_base_url: str) -> Iterator[RedisStore]:
+    store = RedisStore(redis_base_url, FakeClock(), prefix=redis_server.unique_prefix())
     yield store
     store.close()
 
@@ -65,10 +59,12 @@ def test_an_error_reply_takes_its_place_and_the_connection_stays(store: RedisSto
     assert connection_id(store) == first  # every reply was read: the connection is reusable
 
 
-def test_a_connection_the_server_dropped_is_replaced_once(url: str, store: RedisStore) -> None:
+def test_a_connection_the_server_dropped_is_replaced_once(
+    redis_base_url: str, store: RedisStore
+) -> None:
     store.set("k", "v", 60)
     dropped = connection_id(store)
-    admin = redis.Redis.from_url(url)
+    admin = redis.Redis.from_url(redis_base_url)
     try:
         assert admin.client_kill_filter(_id=str(dropped)) == 1
         assert store.get("k") == "v"  # a new connection, transparently
@@ -77,11 +73,11 @@ def test_a_connection_the_server_dropped_is_replaced_once(url: str, store: Redis
     assert connection_id(store) != dropped
 
 
-def test_the_store_connects_as_its_url_says(url: str) -> None:
+def test_the_store_connects_as_its_url_says(redis_base_url: str) -> None:
     """Connections come from the client's own pool: its database (and so its credentials,
     TLS and timeouts) apply to them."""
-    assert url.endswith("/0")
-    other_db = url[:-1] + "5"
+    assert redis_base_url.endswith("/0")
+    other_db = redis_base_url[:-1] + "5"
     store = RedisStore(other_db, prefix=redis_server.unique_prefix())
     admin = redis.Redis.from_url(other_db)
     try:
@@ -180,9 +176,9 @@ def test_a_forked_child_makes_its_own_connections(store: RedisStore) -> None:
     assert connection_id(store) == parent
 
 
-def test_close_closes_the_stores_connections_but_not_the_apps_client(url: str) -> None:
-    apps = redis.Redis.from_url(url, decode_responses=True)
-    store = RedisStore(url, prefix=redis_server.unique_prefix(), client=apps)
+def test_close_closes_the_stores_connections_but_not_the_apps_client(redis_base_url: str) -> None:
+    apps = redis.Redis.from_url(redis_base_url, decode_responses=True)
+    store = RedisStore(redis_base_url, prefix=redis_server.unique_prefix(), client=apps)
     try:
         store.set("k", "v", 60)
         (conn,) = wire(store)._idle

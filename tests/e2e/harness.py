@@ -141,17 +141,28 @@ def link_in(text: str | None) -> str:
     return match.group(0)
 
 
-def mail_to(fake: FakePostmark, address: str, tag: str | None = None) -> RecordedMessage:
-    """The newest message FakePostmark accepted for ``address`` (with ``tag``, if given),
-    waiting up to 10 s for it: the app delivers in the background, after answering."""
+def mails_to(
+    fake: FakePostmark, address: str, tag: str | None = None, count: int = 1
+) -> list[RecordedMessage]:
+    """The messages FakePostmark accepted for ``address`` (with ``tag``, if given), oldest
+    first, once there are ``count``, waiting up to 10 s for them: the app delivers in the
+    background, after answering."""
     deadline = time.monotonic() + 10
     while True:
         found = [m for m in fake.messages if m.to == address and (tag is None or m.tag == tag)]
-        if found or time.monotonic() > deadline:
+        if len(found) >= count or time.monotonic() > deadline:
             break
         time.sleep(0.02)
-    assert found, f"no mail to {address} (tag {tag}) in {fake.messages}"
-    return found[-1]
+    assert len(found) >= count, (
+        f"{len(found)} mails to {address} (tag {tag}), not {count}: {fake.messages}"
+    )
+    return found
+
+
+def mail_to(fake: FakePostmark, address: str, tag: str | None = None) -> RecordedMessage:
+    """The newest message FakePostmark accepted for ``address`` (with ``tag``, if given),
+    waiting up to 10 s for it (see :func:`mails_to`)."""
+    return mails_to(fake, address, tag)[-1]
 
 
 # -- browser steps --------------------------------------------------------------------------
