@@ -24,7 +24,12 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_postmark_auth import PostmarkAuth
 from flask_postmark_auth.errors import ConfigurationError
 from flask_postmark_auth.state import state
-from flask_postmark_auth.store import StoreMisconfiguredError, StoreUnavailableError, open_store
+from flask_postmark_auth.store import (
+    StoreMisconfiguredError,
+    StoreUnavailableError,
+    open_store,
+    sql_transactions,
+)
 from flask_postmark_auth.store.sql import SQLStore
 from flask_postmark_auth.store.sql_schema import NAME_BYTES, classify, encode_name, parse_uri
 from flask_postmark_auth.testing import FakeClock, code_in, link_in, record_messages
@@ -215,6 +220,62 @@ class TestSQLiteEngineStore(StoreContract):
 
 
 @pytest.mark.parametrize("kind", SERVERS)
+def test_a_store_made_engine_runs_its_statements_on_the_driver_connection(
+    sql_uri: str, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An engine the store made: every operation (a batch, a counter, a pop, a list) on the
+    driver's connection, none through SQLAlchemy's execution; the values are the same."""
+    store = sql_store(sql_uri, clock)
+    try:
+        store.check()
+
+        def refuse(*_: Any, **__: Any) -> None:
+            raise AssertionError("SQLAlchemy's execution was used")
+
+        monkeypatch.setattr(sa.engine.Connection, "execute", refuse)
+        assert sql_transactions.direct(store)
+        store.set("k", "v", 60)
+        assert store.many([("hits", [("b", 60), ("a", 60)]), ("get", "k"), ("get", "z")]) == [
+            [(1, 60.0), (1, 60.0)],
+            "v",
+            None,
+        ]
+        assert store.hits([("a", 60), ("b", 60)]) == [(2, 60.0), (2, 60.0)]
+        assert store.add("k", "w", 60) is False
+        assert store.pop("k", "w") is None
+        assert store.pop("k", "v") == "v"
+        store.push("l", "one", 60, 2)
+        store.push("l", "two", 60, 2)
+        store.push("l", "three", 60, 2)
+        assert store.items("l") == ["three", "two"]
+        clock.advance(61)
+        assert store.purge() >= 3
+    finally:
+        store.close()
+
+
+def test_listeners_and_an_apps_engine_keep_sqlalchemys_execution(
+    sql_uri: str, clock: FakeClock
+) -> None:
+    """Somebody listening for each statement sees every one: the store then runs them
+    through SQLAlchemy (so do the engines of apps, which may be instrumented)."""
+    store = sql_store(sql_uri, clock)
+    statements = Statements(store.engine)
+    try:
+        assert not sql_transactions.direct(store)
+        store.set("k", "v", 60)
+        assert store.many([("get", "k"), ("hits", [("n", 60)])]) == ["v", [(1, 60.0)]]
+        assert len(statements.seen) >= 3
+    finally:
+        statements.close()
+        store.close()
+    app_store = SQLStore(engine=sa.create_engine(sql_servers.engine_url(sql_uri)), clock=clock)
+    try:
+        assert not sql_transactions.direct(app_store)
+    finally:
+        app_store.engine.dispose()
+
+
 def test_pop_by_row_lock_gives_the_value_to_exactly_one_thread(
     sql_uri: str, clock: FakeClock
 ) -> None:

@@ -24,8 +24,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'SQL stores need SQLAlchemy and a driver: pip install "flask-postmark-auth[sql]"'
     ) from exc
 
+from . import sql_raw, sql_transactions
 from . import sql_schema as schema
-from . import sql_transactions
 from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
 from .sql_statements import Statements
 
@@ -80,6 +80,8 @@ class SQLStore(Store):
         self.table = schema.make_table(schema.table_name(table))
         #: The store's statements, built once (see :mod:`.sql_statements`).
         self.q = Statements(family, self.table)
+        #: The statements as compiled for the driver (see :mod:`.sql_raw`).
+        self.compiled: sql_raw.Cache = {}
         self.returning = returning
         self._pid = os.getpid()
         self._schema_lock = threading.Lock()
@@ -276,7 +278,8 @@ class SQLStore(Store):
             else:
                 for row in rows:
                     conn.execute(self.q.hit, row)
-                found = list(conn.execute(self.q.counts, {"names": [r["k"] for r in rows]}))
+                names = {f"n{i}": row["k"] for i, row in enumerate(rows)}
+                found = list(conn.execute(self.q.counts(len(rows)), names))
             answers = {bytes(r.name): (int(r.counter), float(r.expires) - now) for r in found}
             return [answers[schema.encode_name(key)] for key, _ in windows]
 

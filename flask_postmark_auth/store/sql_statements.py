@@ -4,7 +4,7 @@ compiled again on every call: most of the store's CPU time).
 
 Parameters: ``k`` a stored name (:func:`.sql_schema.encode_name`), ``v`` a value's bytes,
 ``exp`` an expiry (or ``None``), ``now`` the store's clock, ``want`` an expected value,
-``item`` and ``low`` list item numbers, ``names`` several stored names.
+``item`` and ``low`` list item numbers, ``n0``, ``n1``, ... several stored names.
 """
 
 from __future__ import annotations
@@ -80,10 +80,10 @@ class Statements:
             ("expires", sa.case((over, exp), else_=c.expires)),
         ]
         hit = upsert(1, changes, value=b"", expires=exp)
-        #: One row of hits; MySQL reads the counts back with :attr:`counts`.
+        #: One row of hits; MySQL reads the counts back with :meth:`counts`.
         self.hit = hit if mysql_family else hit.returning(c.name, c.counter, c.expires)
-        names = sa.bindparam("names", expanding=True, type_=c.name.type)
-        self.counts = sa.select(c.name, c.counter, c.expires).where(c.name.in_(names), c.item == 0)
+        self._table = table
+        self._counts: dict[int, Any] = {}
         lower = sa.case((sa.func.coalesce(c.counter, 0) > 0, c.counter - 1), else_=0)
         self.undo_hit = sa.update(table).where(value, live).values(counter=lower)
         self.drop_expired_items = sa.delete(table).where(items, expired)
@@ -97,3 +97,14 @@ class Statements:
         self.items = sa.select(c.value).where(items, live).order_by(c.item.desc())
         self.purge = sa.delete(table).where(expired)
         self.size = sa.select(sa.func.count()).select_from(table)
+
+    def counts(self, names: int) -> Any:
+        """The counters named ``n0`` ... (``names`` of them), kept per number of names (one
+        plain parameter each, so the statement compiles once)."""
+        stmt = self._counts.get(names)
+        if stmt is None:
+            c = self._table.c
+            wanted = [sa.bindparam(f"n{i}", type_=c.name.type) for i in range(names)]
+            stmt = sa.select(c.name, c.counter, c.expires).where(c.name.in_(wanted), c.item == 0)
+            self._counts[names] = stmt
+        return stmt
