@@ -152,15 +152,21 @@ class SQLStore(Store):
     # work of a transaction, so a batch runs them all in one.
 
     def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
-        """The operations of ``ops`` in one transaction (one commit, one pooled connection
-        checked once); on MySQL a batch holding an :meth:`add` runs operation by operation,
-        as ``add`` takes two transactions there."""
+        """The operations of ``ops`` on one pooled connection, checked out once: in one
+        transaction (one commit); on PostgreSQL, a batch of one write (and reads) in
+        autocommit mode instead, each operation being one statement there (no ``BEGIN``
+        and ``COMMIT`` round trips, and a counter's row lock lasts one statement, not the
+        batch). On MySQL a batch holding an :meth:`add` runs operation by operation, as
+        ``add`` takes two transactions there."""
         check_batch(ops)
         if len(ops) < 2 or (self.q.add is None and any(op[0] == "add" for op in ops)):
             return super().many(ops)
         self._ready()
         works = [getattr(self, "_w_" + op[0])(*op[1:]) for op in ops]
-        return self._run(lambda conn: [work(conn) for work in works])
+        writes = [op[0] for op in ops if op[0] != "get"]
+        single = self.family == "postgresql" and len(writes) <= 1
+        single = single and (self.returning or "pop" not in writes)  # else a lock, a DELETE
+        return self._run(lambda conn: [work(conn) for work in works], single=single)
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value``, replacing any previous one (one UPSERT)."""
@@ -264,7 +270,7 @@ class SQLStore(Store):
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
         """Several :meth:`hit` in one transaction, an UPSERT each, read with ``RETURNING``
         or (MySQL) afterwards; rows go in name order, so two callers never deadlock."""
-        one = self.family != "mysql" and len(windows) == 1
+        one = self.family == "postgresql" or (self.family != "mysql" and len(windows) == 1)
         return self._run(self._w_hits(windows), single=one) if windows else []
 
     def _w_hits(self, windows: Sequence[tuple[str, float]]) -> Work[list[tuple[int, float]]]:
@@ -273,7 +279,12 @@ class SQLStore(Store):
         rows = [{"k": name, "exp": exp, "now": now} for name, exp in names]
 
         def work(conn: sa.Connection) -> list[tuple[int, float]]:
-            if self.family != "mysql":
+            if self.family == "postgresql":
+                values = {"now": now}
+                for i, row in enumerate(rows):
+                    values.update({f"k{i}": row["k"], f"exp{i}": row["exp"]})
+                found = list(conn.execute(self.q.hits(len(rows)), values))
+            elif self.family != "mysql":
                 found = [conn.execute(self.q.hit, row).one() for row in rows]
             else:
                 for row in rows:

@@ -83,7 +83,9 @@ class Statements:
         #: One row of hits; MySQL reads the counts back with :meth:`counts`.
         self.hit = hit if mysql_family else hit.returning(c.name, c.counter, c.expires)
         self._table = table
+        self._family = family
         self._counts: dict[int, Any] = {}
+        self._hits: dict[int, Any] = {}
         lower = sa.case((sa.func.coalesce(c.counter, 0) > 0, c.counter - 1), else_=0)
         self.undo_hit = sa.update(table).where(value, live).values(counter=lower)
         self.drop_expired_items = sa.delete(table).where(items, expired)
@@ -107,4 +109,27 @@ class Statements:
             wanted = [sa.bindparam(f"n{i}", type_=c.name.type) for i in range(names)]
             stmt = sa.select(c.name, c.counter, c.expires).where(c.name.in_(wanted), c.item == 0)
             self._counts[names] = stmt
+        return stmt
+
+    def hits(self, names: int) -> Any:
+        """PostgreSQL: one UPSERT of ``names`` counter rows (``k0``/``exp0``, ...), each
+        counted as :attr:`hit` counts one, ``RETURNING`` every row; kept per number of names.
+        Rows are locked in the order given (callers sort them)."""
+        stmt = self._hits.get(names)
+        if stmt is None:
+            c = self._table.c
+            rows = [
+                {"name": sa.bindparam(f"k{i}", type_=c.name.type), "item": 0, "counter": 1}
+                | {"value": b"", "expires": sa.bindparam(f"exp{i}", type_=sa.Double)}
+                for i in range(names)
+            ]
+            stmt = insert(self._family, self._table).values(rows)
+            over = sa.or_(c.expires.is_(None), c.expires <= sa.bindparam("now", type_=sa.Double))
+            count = sa.case((over, 1), else_=sa.func.coalesce(c.counter, 0) + 1)
+            until = sa.case((over, stmt.excluded.expires), else_=c.expires)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[c.name, c.item],
+                set_={"counter": count, "value": b"", "expires": until},
+            ).returning(c.name, c.counter, c.expires)
+            self._hits[names] = stmt
         return stmt
