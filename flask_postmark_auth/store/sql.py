@@ -280,7 +280,7 @@ class SQLStore(Store):
 
         def work(conn: sa.Connection) -> list[tuple[int, float]]:
             if self.family == "postgresql":
-                values = {"now": now}
+                values: dict[str, Any] = {"now": now}
                 for i, row in enumerate(rows):
                     values.update({f"k{i}": row["k"], f"exp{i}": row["exp"]})
                 found = list(conn.execute(self.q.hits(len(rows)), values))
