@@ -239,9 +239,12 @@ class SQLiteStore(Store):
 
     def many(self, ops: Sequence[tuple[Any, ...]]) -> list[Any]:
         """The operations of ``ops`` in one ``BEGIN IMMEDIATE`` transaction: one commit,
-        and no other writer between them."""
+        and no other writer between them. A batch whose only write is one statement (reads
+        and a :meth:`hits`, say) runs statement by statement instead: the file's write lock
+        is then held for that statement, not for the whole batch."""
         check_batch(ops)
-        if len(ops) < 2:
+        writes = [op[0] for op in ops if op[0] != "get"]
+        if len(ops) < 2 or (len(writes) <= 1 and "delete" not in writes):
             return super().many(ops)
         with self._transaction():
             self._local.batch = True
