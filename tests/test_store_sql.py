@@ -152,6 +152,29 @@ class SQLContract(StoreContract):
         assert any("DELETE" in s and "RETURNING" in s for s in statements.seen)
         assert not any("FOR UPDATE" in s for s in statements.seen)
 
+    def test_a_batch_reads_in_one_select_and_deletes_in_one_delete(
+        self, store: SQLStore, clock: FakeClock
+    ) -> None:
+        store.set("a", "one", 60)
+        store.set("old", "gone", 1)
+        store.hit("h", 60)
+        for name in ("c", "d"):
+            store.set(name, name, 60)
+            store.push(name, "item", 60, 3)
+        clock.advance(2)
+        statements = Statements(store.engine)
+        try:
+            batch: list[tuple[Any, ...]] = [("get", "a"), ("get", "old"), ("delete", "c")]
+            batch += [("get", "h")]
+            batch += [("delete", "d"), ("get", "none"), ("set", "e", "v", 60)]
+            assert store.many(batch) == ["one", None, None, "1", None, None, None]
+        finally:
+            statements.close()
+        verbs = [s.split()[0] for s in statements.seen if s.split()[0] in ("SELECT", "DELETE")]
+        assert verbs == ["SELECT", "DELETE"]
+        assert (store.get("c"), store.items("c"), store.items("d")) == (None, [], [])
+        assert store.get("e") == "v"
+
     def test_a_counter_reads_as_its_count(self, store: SQLStore) -> None:
         store.hit("h", 60)
         store.hit("h", 60)

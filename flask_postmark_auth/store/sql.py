@@ -24,7 +24,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         'SQL stores need SQLAlchemy and a driver: pip install "flask-postmark-auth[sql]"'
     ) from exc
 
-from . import sql_raw, sql_transactions
+from . import sql_batch, sql_raw, sql_transactions
 from . import sql_schema as schema
 from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
 from .sql_statements import Statements
@@ -162,11 +162,10 @@ class SQLStore(Store):
         if len(ops) < 2 or (self.q.add is None and any(op[0] == "add" for op in ops)):
             return super().many(ops)
         self._ready()
-        works = [getattr(self, "_w_" + op[0])(*op[1:]) for op in ops]
         writes = [op[0] for op in ops if op[0] != "get"]
         single = self.family == "postgresql" and len(writes) <= 1
         single = single and (self.returning or "pop" not in writes)  # else a lock, a DELETE
-        return self._run(lambda conn: [work(conn) for work in works], single=single)
+        return self._run(sql_batch.work(self, ops), single=single)
 
     def set(self, key: str, value: str, ttl: float | None) -> None:
         """Store ``value``, replacing any previous one (one UPSERT)."""
@@ -175,7 +174,7 @@ class SQLStore(Store):
     def _w_set(self, key: str, value: str, ttl: float | None) -> Work[None]:
         exp = _expires(self.clock(), ttl)
         params = {"k": schema.encode_name(key), "v": schema.encode(value), "exp": exp}
-        return _statement(self.q.set, params)
+        return statement(self.q.set, params)
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
         """Store ``value`` only if ``key`` is absent or expired: one conditional UPSERT
@@ -232,7 +231,7 @@ class SQLStore(Store):
 
     def _w_delete(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key)}
-        return _statement(self.q.delete, params)
+        return statement(self.q.delete, params)
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key``: one ``DELETE ... RETURNING``, or a row lock then a DELETE
@@ -302,7 +301,7 @@ class SQLStore(Store):
 
     def _w_undo_hit(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key), "now": self.clock()}
-        return _statement(self.q.undo_hit, params)
+        return statement(self.q.undo_hit, params)
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key`` (the next item number; a push that
@@ -376,7 +375,7 @@ class SQLStore(Store):
             self.engine.dispose()
 
 
-def _statement(stmt: Any, params: dict[str, Any]) -> Work[None]:
+def statement(stmt: Any, params: dict[str, Any]) -> Work[None]:
     """The work of running ``stmt`` once, for an operation that answers nothing."""
 
     def work(conn: sa.Connection) -> None:

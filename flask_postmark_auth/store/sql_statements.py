@@ -86,6 +86,8 @@ class Statements:
         self._family = family
         self._counts: dict[int, Any] = {}
         self._hits: dict[int, Any] = {}
+        self._gets: dict[int, Any] = {}
+        self._deletes: dict[int, Any] = {}
         lower = sa.case((sa.func.coalesce(c.counter, 0) > 0, c.counter - 1), else_=0)
         self.undo_hit = sa.update(table).where(value, live).values(counter=lower)
         self.drop_expired_items = sa.delete(table).where(items, expired)
@@ -106,7 +108,7 @@ class Statements:
         stmt = self._counts.get(names)
         if stmt is None:
             c = self._table.c
-            wanted = [sa.bindparam(f"n{i}", type_=c.name.type) for i in range(names)]
+            wanted = self._names(names)
             stmt = sa.select(c.name, c.counter, c.expires).where(c.name.in_(wanted), c.item == 0)
             self._counts[names] = stmt
         return stmt
@@ -132,4 +134,27 @@ class Statements:
                 set_={"counter": count, "value": b"", "expires": until},
             ).returning(c.name, c.counter, c.expires)
             self._hits[names] = stmt
+        return stmt
+
+    def _names(self, names: int) -> list[Any]:
+        return [sa.bindparam(f"n{i}", type_=self._table.c.name.type) for i in range(names)]
+
+    def gets(self, names: int) -> Any:
+        """The live values of ``n0`` ... (``names`` of them), with their names."""
+        stmt = self._gets.get(names)
+        if stmt is None:
+            c = self._table.c
+            live = sa.or_(c.expires.is_(None), c.expires > sa.bindparam("now", type_=sa.Double))
+            where = sa.and_(c.name.in_(self._names(names)), c.item == 0, live)
+            stmt = self._gets[names] = sa.select(c.name, c.value, c.counter).where(where)
+        return stmt
+
+    def deletes(self, names: int) -> Any:
+        """Delete ``n0`` ... (``names`` of them), values and lists."""
+        stmt = self._deletes.get(names)
+        if stmt is None:
+            c = self._table.c
+            stmt = self._deletes[names] = sa.delete(self._table).where(
+                c.name.in_(self._names(names))
+            )
         return stmt
