@@ -736,6 +736,28 @@ class TestSQLiteStore(StoreContract):
             locker.close()
             store.close()
 
+    def test_a_write_waits_for_a_lock_held_elsewhere_and_runs_once(
+        self, tmp_path: Path, clock: FakeClock
+    ) -> None:
+        """Another process's transaction holds the write lock: the store's own naps (not
+        SQLite's busy handler, which is off) wait for it; the write then runs once."""
+        path = str(tmp_path / "busy.db")
+        store = SQLiteStore(path, clock, timeout=5)
+        store.hit("h", 60)
+        assert store._connection().execute("PRAGMA busy_timeout").fetchone() == (0,)
+        locker = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        locker.execute("BEGIN IMMEDIATE")
+        release = threading.Timer(0.2, lambda: locker.execute("COMMIT"))
+        release.start()
+        try:
+            assert store.hits([("h", 60), ("i", 60)]) == [(2, 60.0), (1, 60.0)]
+            assert store.many([("set", "k", "v", 60), ("delete", "i")]) == [None, None]
+            assert store.hit("h", 60)[0] == 3
+        finally:
+            release.join()
+            locker.close()
+            store.close()
+
     def test_a_file_that_cannot_be_opened_is_unavailable(self, tmp_path: Path) -> None:
         store = SQLiteStore(str(tmp_path))  # a directory
         try:
