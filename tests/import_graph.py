@@ -48,6 +48,7 @@ LAYERS: list[tuple[str, set[str]]] = [
         {
             "connector",
             "connector_check",
+            "connector_session",
             "messages",
             "store.*",
             "addresses",

@@ -27,7 +27,7 @@ from flask_postmark_auth import (
     ServerError,
     TransportError,
 )
-from flask_postmark_auth.connector import BACKOFF_CAP, _Retry
+from flask_postmark_auth.connector_session import BACKOFF_CAP, _Retry
 from tests.postmark_schema import ENDPOINT_DEFINITIONS, validate
 
 API = "https://api.postmarkapp.com"
@@ -494,6 +494,37 @@ def test_one_session_is_kept_and_shared_across_threads(mocked: responses.Request
     assert len({id(s) for s in sessions}) == 1
     assert len(mocked.calls) == 8
     connector.close()
+
+
+def test_each_call_reuses_one_prepared_request_and_sends_its_own_body(
+    mocked: responses.RequestsMock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The URL and the session's headers are prepared once per endpoint (not merged again
+    on every call); each call still sends its own body, with its own length."""
+    mocked.post(f"{API}/email", json=ok_answer())
+    mocked.post(f"{API}/email/batch", json=[ok_answer()])
+    connector = make()
+    prepared: list[str] = []
+    session = connector._session_for_process()
+    real = session.prepare_request
+
+    def spy(request: requests.Request) -> requests.PreparedRequest:
+        prepared.append(request.url)
+        return real(request)
+
+    monkeypatch.setattr(session, "prepare_request", spy)
+    for to in ("a@example.com", "bee@example.com", "c@example.com"):
+        connector.send(to, "s", text_body="b")
+    connector.send_batch([{"to": "d@example.com", "subject": "s", "text_body": "b"}])
+    assert prepared == [f"{API}/email", f"{API}/email/batch"]
+    bodies = [json.loads(call.request.body) for call in mocked.calls]
+    assert [b["To"] for b in bodies[:3]] == ["a@example.com", "bee@example.com", "c@example.com"]
+    for call in mocked.calls:
+        assert call.request.headers["Content-Length"] == str(len(call.request.body))
+        assert call.request.headers["X-Postmark-Server-Token"] == TOKEN
+    connector.close()
+    connector.send("e@example.com", "s", text_body="b")  # a new session prepares anew
+    assert len(prepared) == 2 and len(mocked.calls) == 5
 
 
 def test_a_forked_process_gets_its_own_session(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -34,7 +34,7 @@ from flask_postmark_auth.store import (
     StoreUnavailableError,
     open_store,
 )
-from flask_postmark_auth.store import sqlite as sqlite_module
+from flask_postmark_auth.store import sqlite_connections as sqlite_module
 from flask_postmark_auth.store.base import member
 from flask_postmark_auth.store.redis import DEFAULT_PREFIX
 from flask_postmark_auth.testing import FakeClock

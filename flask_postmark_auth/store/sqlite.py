@@ -1,7 +1,7 @@
 """SQLite store: one file shared by every thread and process of the app (gunicorn workers).
 
 Each thread gets its own connection (re-made in a forked child), the file runs in WAL mode,
-a locked file is waited for in short naps (:class:`_Patient`), and every operation is one
+a locked file is waited for in short naps (:class:`Patient`), and every operation is one
 autocommit statement (``DELETE ... RETURNING``, UPSERT ... ``RETURNING``) or one ``BEGIN
 IMMEDIATE`` transaction, so it is atomic across processes. Expiry compares against
 ``self.clock()`` passed in as a parameter, never SQLite's own time.
@@ -15,11 +15,11 @@ import os
 import sqlite3
 import threading
 import time
-import weakref
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .base import Clock, Store, StoreUnavailableError, check_batch
+from .sqlite_connections import Patient, ThreadConnection
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (
@@ -96,73 +96,6 @@ DELETE FROM lists WHERE key = :key AND id NOT IN (
 )
 """
 
-# Connections a forked child inherited: never closed there (closing a SQLite file descriptor
-# in the child could drop POSIX locks its own connections hold); they go when it exits.
-_INHERITED: list[sqlite3.Connection] = []
-
-
-def _close(conn: sqlite3.Connection, pid: int) -> None:
-    if pid == os.getpid():
-        with contextlib.suppress(sqlite3.Error):
-            conn.close()
-    else:
-        _INHERITED.append(conn)
-
-
-_SQLITE_BUSY = 5  # sqlite3.SQLITE_BUSY from Python 3.11
-
-
-def _busy(exc: sqlite3.OperationalError) -> bool:
-    """Whether ``exc`` is SQLITE_BUSY: another connection holds the lock asked for."""
-    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
-    return code == _SQLITE_BUSY if code is not None else "database is locked" in str(exc)
-
-
-class _Patient(sqlite3.Connection):
-    """A connection that waits for a lock in short naps of its own (from 0.1 ms, doubling
-    up to 2 ms) for up to ``wait`` seconds, instead of SQLite's busy handler, whose first
-    sleeps are 1, 2 and 5 ms: a write lock is held for tens of microseconds, so those
-    overshoot it many times over. A statement refused for a lock did nothing, so running it
-    again is safe; the nap also lets the lock's holder, when it is a thread of this process
-    waiting for the GIL, go on."""
-
-    wait = 5.0
-
-    def execute(self, sql: str, parameters: Any = (), /) -> sqlite3.Cursor:
-        try:
-            return super().execute(sql, parameters)
-        except sqlite3.OperationalError as exc:
-            if not _busy(exc):
-                raise
-        deadline = time.monotonic() + self.wait
-        nap = 0.0001
-        while True:
-            time.sleep(nap)
-            try:
-                return super().execute(sql, parameters)
-            except sqlite3.OperationalError as exc:
-                if not _busy(exc) or time.monotonic() >= deadline:
-                    raise
-            nap = min(nap * 2, 0.002)
-
-
-class _Connection:
-    """One thread's connection, closed when the thread's locals (or the store) go, unless in
-    a forked child.
-
-    The closing is a :func:`weakref.finalize` callback, which holds the connection: when a
-    store is collected with the rest of an app's reference cycle, the connection is still
-    alive, and closed, when the callback runs (a ``__del__`` could run after the
-    connection's own finalizer, which then warns of an unclosed database).
-    """
-
-    def __init__(self, conn: sqlite3.Connection) -> None:
-        self.conn = conn
-        self._finalizer = weakref.finalize(self, _close, conn, os.getpid())
-
-    def close(self) -> None:
-        self._finalizer()
-
 
 class SQLiteStore(Store):
     """A :class:`Store` in a SQLite file, safe across threads and processes.
@@ -188,9 +121,9 @@ class SQLiteStore(Store):
         if self._pid != os.getpid():
             self._local = threading.local()
             self._pid = os.getpid()
-        holder: _Connection | None = getattr(self._local, "holder", None)
+        holder: ThreadConnection | None = getattr(self._local, "holder", None)
         if holder is None:
-            holder = _Connection(self._connect())
+            holder = ThreadConnection(self._connect())
             self._local.holder = holder
         return holder.conn
 
@@ -207,7 +140,7 @@ class SQLiteStore(Store):
             isolation_level=None,
             check_same_thread=False,  # used by one thread only, but may be closed by another
             uri=self._uri,
-            factory=_Patient,
+            factory=Patient,
         )
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
@@ -216,7 +149,7 @@ class SQLiteStore(Store):
             if not self._schema_ready:
                 conn.executescript(_SCHEMA)
                 self._schema_ready = True
-            conn.execute("PRAGMA busy_timeout = 0")  # from now on, _Patient waits
+            conn.execute("PRAGMA busy_timeout = 0")  # from now on, Patient waits
             conn.wait = self.timeout
         except BaseException:
             conn.close()
@@ -239,7 +172,7 @@ class SQLiteStore(Store):
 
     def _discard(self) -> None:
         """Close this thread's connection so the next call opens a fresh one."""
-        holder: _Connection | None = getattr(self._local, "holder", None)
+        holder: ThreadConnection | None = getattr(self._local, "holder", None)
         if holder is not None:
             del self._local.holder
             with contextlib.suppress(sqlite3.Error):
