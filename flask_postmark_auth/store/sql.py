@@ -174,7 +174,7 @@ class SQLStore(Store):
     def _w_set(self, key: str, value: str, ttl: float | None) -> Work[None]:
         exp = _expires(self.clock(), ttl)
         params = {"k": schema.encode_name(key), "v": schema.encode(value), "exp": exp}
-        return statement(self.q.set, params)
+        return _statement(self.q.set, params)
 
     def add(self, key: str, value: str, ttl: float | None) -> bool:
         """Store ``value`` only if ``key`` is absent or expired: one conditional UPSERT
@@ -231,7 +231,7 @@ class SQLStore(Store):
 
     def _w_delete(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key)}
-        return statement(self.q.delete, params)
+        return _statement(self.q.delete, params)
 
     def pop(self, key: str, expected: str | None = None) -> str | None:
         """Read and delete ``key``: one ``DELETE ... RETURNING``, or a row lock then a DELETE
@@ -267,8 +267,9 @@ class SQLStore(Store):
         return self.hits([(key, window)])[0]
 
     def hits(self, windows: Sequence[tuple[str, float]]) -> list[tuple[int, float]]:
-        """Several :meth:`hit` in one transaction, an UPSERT each, read with ``RETURNING``
-        or (MySQL) afterwards; rows go in name order, so two callers never deadlock."""
+        """Several :meth:`hit`: on PostgreSQL one multi-row UPSERT (autocommit), else in one
+        transaction an UPSERT each, read with ``RETURNING`` or (MySQL) afterwards; rows go in
+        name order, so two callers never deadlock."""
         one = self.family == "postgresql" or (self.family != "mysql" and len(windows) == 1)
         return self._run(self._w_hits(windows), single=one) if windows else []
 
@@ -301,7 +302,7 @@ class SQLStore(Store):
 
     def _w_undo_hit(self, key: str) -> Work[None]:
         params = {"k": schema.encode_name(key), "now": self.clock()}
-        return statement(self.q.undo_hit, params)
+        return _statement(self.q.undo_hit, params)
 
     def push(self, key: str, value: str, ttl: float | None, max_items: int) -> None:
         """Add ``value`` to the front of the list ``key`` (the next item number; a push that
@@ -375,7 +376,7 @@ class SQLStore(Store):
             self.engine.dispose()
 
 
-def statement(stmt: Any, params: dict[str, Any]) -> Work[None]:
+def _statement(stmt: Any, params: dict[str, Any]) -> Work[None]:
     """The work of running ``stmt`` once, for an operation that answers nothing."""
 
     def work(conn: sa.Connection) -> None:
