@@ -100,9 +100,10 @@ class Store(ABC):
         """Run each operation of ``ops`` in order and return their answers: an operation is
         a method name of :data:`BATCHED` then its arguments, such as ``("get", key)`` or
         ``("hits", [(key, window)])``. Where the backend allows, the batch costs one round
-        trip (Redis: one pipeline) or one transaction (SQLite, SQL). Each operation is as
-        atomic as on its own, but the batch need not be (on Redis another client may run
-        between two of them), so the keys of one batch must differ. On a SQL store each
+        trip (Redis: one pipeline) or one transaction (SQLite, SQL; a batch with one write
+        runs there statement by statement, so its lock lasts one statement). Each operation
+        is as atomic as on its own, but the batch need not be (on Redis another client may
+        run between two of them), so the keys of one batch must differ. On a SQL store each
         write holds a row lock to the commit: batches that write the same names must write
         them in the same order (name order, as :meth:`hits` counts), or two of them
         deadlock. On failure, :class:`StoreUnavailableError`; earlier operations of the
