@@ -520,6 +520,26 @@ def test_a_database_that_does_not_answer_is_an_outage_reported_quickly(scheme: s
     assert "secret-value" not in str(write.value)
 
 
+@pytest.mark.parametrize("scheme", ["postgresql", "mariadb"])
+def test_a_database_gone_after_start_is_an_outage(scheme: str) -> None:
+    """The table was made at start (the database answered then); later no new connection can
+    be made: every operation, a batch too, answers StoreUnavailableError, never the driver's
+    own error (which would be a 500)."""
+    store = sql_store(f"{scheme}://root@127.0.0.1:{free_port()}/test", timeout=1)
+    store._schema_ready = True  # as after a start when the database answered
+    try:
+        for operation in (
+            lambda: store.get("k"),
+            lambda: store.set("k", "v", 10),
+            lambda: store.many([("hits", [("n", 60)]), ("get", "k")]),
+            lambda: store.many([("pop", "k", "v"), ("delete", "a"), ("delete", "b")]),
+        ):
+            with pytest.raises(StoreUnavailableError):
+                operation()
+    finally:
+        store.close()
+
+
 def test_a_row_locked_elsewhere_is_unavailable_quickly_then_recovers(
     sql_uri: str, clock: FakeClock
 ) -> None:

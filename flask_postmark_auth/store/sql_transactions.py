@@ -96,7 +96,10 @@ def _run_direct(store: SQLStore, work: Callable[[Any], T], autocommit: bool) -> 
     with it the pool's others, as SQLAlchemy does on a disconnect."""
     engine = store._engine()
     dialect = engine.dialect
-    pooled = engine.raw_connection()
+    try:
+        pooled = engine.raw_connection()
+    except dialect.loaded_dbapi.Error as exc:  # no connection could be made: an outage
+        raise _wrapped(exc, dialect, gone=False) from exc
     conn: Any = pooled.dbapi_connection
     cursor: Any = None
     try:
@@ -119,20 +122,26 @@ def _run_direct(store: SQLStore, work: Callable[[Any], T], autocommit: bool) -> 
         else:
             with contextlib.suppress(Exception):
                 conn.rollback()
-        raise sa.exc.DBAPIError.instance(
-            None,
-            None,
-            exc,
-            dialect.loaded_dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=gone,
-            dialect=dialect,
-        ) from exc
+        raise _wrapped(exc, dialect, gone=gone) from exc
     finally:
         if cursor is not None:
             with contextlib.suppress(Exception):
                 cursor.close()
         pooled.close()
+
+
+def _wrapped(exc: Exception, dialect: sa.Dialect, *, gone: bool) -> sa.exc.StatementError:
+    """The driver's ``exc`` as SQLAlchemy's error of its kind (``gone``: the connection was
+    closed by the server, and thrown away)."""
+    return sa.exc.DBAPIError.instance(
+        None,
+        None,
+        exc,
+        dialect.loaded_dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=dialect,
+    )
 
 
 def _dropped(exc: BaseException) -> bool:
