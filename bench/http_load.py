@@ -112,6 +112,23 @@ class HttpServer(GunicornApp):
     def log_options(self) -> list[str]:
         return ["--error-logfile", "-", "--log-level", "warning"]
 
+    def cpu_seconds(self) -> float | None:
+        """CPU seconds used so far by gunicorn and its workers (Linux's ``/proc``; ``None``
+        elsewhere)."""
+        if self.process is None:
+            return None
+        tick = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        try:
+            master = self.process.pid
+            children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
+            for pid in [master, *map(int, children)]:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        except (OSError, ValueError, IndexError):
+            return None
+        return total
+
     def _wait_ready(self, timeout: float) -> bool:
         assert self.process is not None
         deadline = time.monotonic() + timeout
@@ -165,6 +182,8 @@ class Load:
     seconds: float
     #: CPU seconds this process (clients and FakePostmark) used per second of the window.
     cpu: float = 0.0
+    #: CPU seconds the server (gunicorn and its workers) used in the window; None: unknown.
+    server: float | None = None
     steps: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STEPS})
     cycles: list[float] = field(default_factory=list)
 
@@ -176,6 +195,8 @@ class Load:
         """Take in another window's cycles (the CPU share averaged over the time)."""
         total = self.seconds + other.seconds
         self.cpu = (self.cpu * self.seconds + other.cpu * other.seconds) / total
+        both = (self.server, other.server)
+        self.server = None if None in both else sum(x or 0.0 for x in both)
         self.seconds = total
         self.cycles += other.cycles
         for step, times in other.steps.items():
@@ -406,7 +427,11 @@ def run(config: RunConfig) -> Section:
                     first = (number + turn) % 2 == 0
                     for who in [PACKAGE, FLOOR] if first else [FLOOR, PACKAGE]:
                         tag = f"{kind.name.lower()}-{who}-{turn}"
+                        before = servers[who].cpu_seconds()
                         window = load(servers[who].url, mailbox, tag, seconds)
+                        after = servers[who].cpu_seconds()
+                        if before is not None and after is not None:
+                            window.server = after - before
                         if who in results:
                             results[who].add(window)
                         else:
@@ -432,6 +457,8 @@ def run(config: RunConfig) -> Section:
                 cells += [ms(percentile(result.cycles, 50)), ms(p99)]
                 cells += [ratio(result.rate / floor.rate), ratio(p99 / floor_p99)]
                 cells.append(f"{result.cpu * 100:.0f}%")
+                used = result.server
+                cells.append("n/a" if used is None else ms(used / len(result.cycles)))
                 rows.append(cells)
             package = results[PACKAGE]
             speed = package.rate / floor.rate
@@ -461,7 +488,7 @@ def run(config: RunConfig) -> Section:
     heads = ["store", "contestant", "cycles", "cycles/s"]
     for step in STEPS:
         heads += [f"{step} p50", "p99"]
-    heads += ["cycle p50", "p99", "x floor/s", "x floor p99", "bench CPU"]
+    heads += ["cycle p50", "p99", "x floor/s", "x floor p99", "bench CPU", "server CPU"]
     section.table(heads, rows, left=2)
     section.add(
         "",
@@ -470,6 +497,8 @@ def run(config: RunConfig) -> Section:
         "the window (100% = one core;",
         "its threads share one GIL, so near 100% the load generator, not the server, may "
         "limit both contestants).",
+        "server CPU: ms of CPU time gunicorn and its workers used per cycle counted (from "
+        "/proc; n/a elsewhere).",
         *notes,
         "",
         *checks,
