@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 from . import sql_batch, sql_raw, sql_transactions
 from . import sql_schema as schema
 from .base import Clock, Store, StoreMisconfiguredError, StoreUnavailableError, check_batch
-from .sql_statements import Statements
+from .sql_statements import Statements, name_params
 
 T = TypeVar("T")
 #: What one operation does inside a transaction.
@@ -281,16 +281,16 @@ class SQLStore(Store):
         def work(conn: sa.Connection) -> list[tuple[int, float]]:
             if self.family == "postgresql":
                 values: dict[str, Any] = {"now": now}
-                for i, row in enumerate(rows):
-                    values.update({f"k{i}": row["k"], f"exp{i}": row["exp"]})
-                found = list(conn.execute(self.q.hits(len(rows)), values))
+                for i, (name, exp) in enumerate(names):
+                    values.update({f"k{i}": name, f"exp{i}": exp})
+                found = list(conn.execute(self.q.hits(len(names)), values))
             elif self.family != "mysql":
                 found = [conn.execute(self.q.hit, row).one() for row in rows]
             else:
                 for row in rows:
                     conn.execute(self.q.hit, row)
-                names = {f"n{i}": row["k"] for i, row in enumerate(rows)}
-                found = list(conn.execute(self.q.counts(len(rows)), names))
+                wanted = name_params([name for name, _ in names])
+                found = list(conn.execute(self.q.counts(len(names)), wanted))
             answers = {bytes(r.name): (int(r.counter), float(r.expires) - now) for r in found}
             return [answers[schema.encode_name(key)] for key, _ in windows]
 

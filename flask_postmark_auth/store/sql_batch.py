@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from . import sql_schema as schema
+from .sql_statements import name_params
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -62,8 +63,7 @@ def plan(store: SQLStore, ops: Sequence[tuple[Any, ...]]) -> list[Step]:
 
 
 def _gets(store: SQLStore, names: list[bytes]) -> Work[list[Any]]:
-    params: dict[str, Any] = {f"n{i}": name for i, name in enumerate(names)}
-    params["now"] = store.clock()
+    params = {**name_params(names), "now": store.clock()}
     stmt = store.q.gets(len(names))
 
     def run(conn: sa.Connection) -> list[Any]:
@@ -74,7 +74,7 @@ def _gets(store: SQLStore, names: list[bytes]) -> Work[list[Any]]:
 
 
 def _deletes(store: SQLStore, names: list[bytes]) -> Work[list[Any]]:
-    params = {f"n{i}": name for i, name in enumerate(names)}
+    params = name_params(names)
     stmt = store.q.deletes(len(names))
 
     def run(conn: sa.Connection) -> list[Any]:

@@ -9,6 +9,7 @@ Parameters: ``k`` a stored name (:func:`.sql_schema.encode_name`), ``v`` a value
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import sqlalchemy as sa
@@ -84,10 +85,8 @@ class Statements:
         self.hit = hit if mysql_family else hit.returning(c.name, c.counter, c.expires)
         self._table = table
         self._family = family
-        self._counts: dict[int, Any] = {}
-        self._hits: dict[int, Any] = {}
-        self._gets: dict[int, Any] = {}
-        self._deletes: dict[int, Any] = {}
+        #: Statements over a number of names, by (kind, number): see :meth:`_kept`.
+        self._by_count: dict[tuple[str, int], Any] = {}
         lower = sa.case((sa.func.coalesce(c.counter, 0) > 0, c.counter - 1), else_=0)
         self.undo_hit = sa.update(table).where(value, live).values(counter=lower)
         self.drop_expired_items = sa.delete(table).where(items, expired)
@@ -102,59 +101,73 @@ class Statements:
         self.purge = sa.delete(table).where(expired)
         self.size = sa.select(sa.func.count()).select_from(table)
 
-    def counts(self, names: int) -> Any:
-        """The counters named ``n0`` ... (``names`` of them), kept per number of names (one
-        plain parameter each, so the statement compiles once)."""
-        stmt = self._counts.get(names)
+    def _kept(self, kind: str, names: int, build: Callable[[], Any]) -> Any:
+        """The statement of ``kind`` for ``names`` names, built once by ``build`` (one plain
+        parameter a name, so each compiles once)."""
+        stmt = self._by_count.get((kind, names))
         if stmt is None:
-            c = self._table.c
-            wanted = self._names(names)
-            stmt = sa.select(c.name, c.counter, c.expires).where(c.name.in_(wanted), c.item == 0)
-            self._counts[names] = stmt
-        return stmt
-
-    def hits(self, names: int) -> Any:
-        """PostgreSQL: one UPSERT of ``names`` counter rows (``k0``/``exp0``, ...), each
-        counted as :attr:`hit` counts one, ``RETURNING`` every row; kept per number of names.
-        Rows are locked in the order given (callers sort them)."""
-        stmt = self._hits.get(names)
-        if stmt is None:
-            c = self._table.c
-            rows = [
-                {"name": sa.bindparam(f"k{i}", type_=c.name.type), "item": 0, "counter": 1}
-                | {"value": b"", "expires": sa.bindparam(f"exp{i}", type_=sa.Double)}
-                for i in range(names)
-            ]
-            stmt = insert(self._family, self._table).values(rows)
-            over = sa.or_(c.expires.is_(None), c.expires <= sa.bindparam("now", type_=sa.Double))
-            count = sa.case((over, 1), else_=sa.func.coalesce(c.counter, 0) + 1)
-            until = sa.case((over, stmt.excluded.expires), else_=c.expires)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[c.name, c.item],
-                set_={"counter": count, "value": b"", "expires": until},
-            ).returning(c.name, c.counter, c.expires)
-            self._hits[names] = stmt
+            stmt = self._by_count[(kind, names)] = build()
         return stmt
 
     def _names(self, names: int) -> list[Any]:
         return [sa.bindparam(f"n{i}", type_=self._table.c.name.type) for i in range(names)]
 
+    def counts(self, names: int) -> Any:
+        """The counters named ``n0`` ... (``names`` of them)."""
+        c = self._table.c
+        return self._kept(
+            "counts",
+            names,
+            lambda: sa.select(c.name, c.counter, c.expires).where(
+                c.name.in_(self._names(names)), c.item == 0
+            ),
+        )
+
+    def hits(self, names: int) -> Any:
+        """PostgreSQL: one UPSERT of ``names`` counter rows (``k0``/``exp0``, ...), each
+        counted as :attr:`hit` counts one, ``RETURNING`` every row. Rows are locked in the
+        order given (callers sort them)."""
+        return self._kept("hits", names, lambda: self._multi_hit(names))
+
+    def _multi_hit(self, names: int) -> Any:
+        c = self._table.c
+        rows = [
+            {"name": sa.bindparam(f"k{i}", type_=c.name.type), "item": 0, "counter": 1}
+            | {"value": b"", "expires": sa.bindparam(f"exp{i}", type_=sa.Double)}
+            for i in range(names)
+        ]
+        stmt = insert(self._family, self._table).values(rows)
+        over = sa.or_(c.expires.is_(None), c.expires <= sa.bindparam("now", type_=sa.Double))
+        count = sa.case((over, 1), else_=sa.func.coalesce(c.counter, 0) + 1)
+        until = sa.case((over, stmt.excluded.expires), else_=c.expires)
+        return stmt.on_conflict_do_update(
+            index_elements=[c.name, c.item],
+            set_={"counter": count, "value": b"", "expires": until},
+        ).returning(c.name, c.counter, c.expires)
+
     def gets(self, names: int) -> Any:
         """The live values of ``n0`` ... (``names`` of them), with their names."""
-        stmt = self._gets.get(names)
-        if stmt is None:
-            c = self._table.c
-            live = sa.or_(c.expires.is_(None), c.expires > sa.bindparam("now", type_=sa.Double))
-            where = sa.and_(c.name.in_(self._names(names)), c.item == 0, live)
-            stmt = self._gets[names] = sa.select(c.name, c.value, c.counter).where(where)
-        return stmt
+        c = self._table.c
+        live = sa.or_(c.expires.is_(None), c.expires > sa.bindparam("now", type_=sa.Double))
+        return self._kept(
+            "gets",
+            names,
+            lambda: sa.select(c.name, c.value, c.counter).where(
+                sa.and_(c.name.in_(self._names(names)), c.item == 0, live)
+            ),
+        )
 
     def deletes(self, names: int) -> Any:
         """Delete ``n0`` ... (``names`` of them), values and lists."""
-        stmt = self._deletes.get(names)
-        if stmt is None:
-            c = self._table.c
-            stmt = self._deletes[names] = sa.delete(self._table).where(
-                c.name.in_(self._names(names))
-            )
-        return stmt
+        c = self._table.c
+        return self._kept(
+            "deletes",
+            names,
+            lambda: sa.delete(self._table).where(c.name.in_(self._names(names))),
+        )
+
+
+def name_params(names: Sequence[bytes]) -> dict[str, Any]:
+    """The parameters ``n0``, ``n1``, ... of :meth:`Statements.counts`, :meth:`~Statements.gets`
+    and :meth:`~Statements.deletes` for the stored ``names``."""
+    return {f"n{i}": name for i, name in enumerate(names)}
