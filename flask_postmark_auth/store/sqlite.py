@@ -14,7 +14,6 @@ import math
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -142,33 +141,22 @@ class SQLiteStore(Store):
             uri=self._uri,
             factory=Patient,
         )
+        conn.wait = self.timeout
         try:
             conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
-            self._use_wal(conn)
+            # Connections opening a new file at once can be refused for a lock here without
+            # the busy timeout applying: Patient waits for it.
+            if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
+                conn.execute("PRAGMA journal_mode = WAL").fetchall()
             conn.execute("PRAGMA synchronous = NORMAL")
             if not self._schema_ready:
                 conn.executescript(_SCHEMA)
                 self._schema_ready = True
             conn.execute("PRAGMA busy_timeout = 0")  # from now on, Patient waits
-            conn.wait = self.timeout
         except BaseException:
             conn.close()
             raise
         return conn
-
-    def _use_wal(self, conn: sqlite3.Connection) -> None:
-        """Switch the file to WAL mode unless it already is. Connections opening a new file at
-        once can get "database is locked" here without the busy timeout applying, so retry."""
-        deadline = time.monotonic() + self.timeout
-        while True:
-            try:
-                if str(conn.execute("PRAGMA journal_mode").fetchone()[0]).lower() != "wal":
-                    conn.execute("PRAGMA journal_mode = WAL").fetchall()
-                return
-            except sqlite3.OperationalError as exc:
-                if "locked" not in str(exc) or time.monotonic() >= deadline:
-                    raise
-                time.sleep(0.005)
 
     def _discard(self) -> None:
         """Close this thread's connection so the next call opens a fresh one."""
