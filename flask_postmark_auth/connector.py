@@ -304,7 +304,6 @@ class PostmarkConnector:
             if self._session is not None:
                 self._session.close()
             self._session = None
-            self._prepared = {}
 
     def _post(self, path: str, payload: Any) -> Any:
         interceptor = self.interceptor
